@@ -24,7 +24,7 @@ from onionfleet.errors import OnionfleetError
 __all__ = ["main"]
 
 # Sub-command modules, in the order `--help` lists them.
-_COMMAND_MODULES: tuple[str, ...] = ("testnet",)
+_COMMAND_MODULES: tuple[str, ...] = ("testnet", "config")
 
 EXIT_OK = 0
 EXIT_FAILED = 1
