@@ -1,0 +1,100 @@
+"""Talking to C-Tor: the sans-IO control-protocol codec, the asyncio controller (auth, commands,
+events, reconnect), the consensus view and the managed tor process."""
+
+from onionfleet.tor.auth import AuthMethod, ProtocolInfo
+from onionfleet.tor.codec import Command, ControlCodec, encode_command
+from onionfleet.tor.consensus import (
+    ConsensusView,
+    Relay,
+    SharedRandomValue,
+    build_consensus_view,
+)
+from onionfleet.tor.consensus_watch import ConsensusWatcher
+from onionfleet.tor.controller import (
+    ControlAuth,
+    ControlEndpoint,
+    ControllerSettings,
+    EventSubscription,
+    TorController,
+    open_controller,
+)
+from onionfleet.tor.errors import (
+    ConsensusError,
+    ControlAuthError,
+    ControlConnectionLost,
+    ControlProtocolError,
+    ControlTimeout,
+    LocalProtocolError,
+    ManagedTorError,
+    RemoteProtocolError,
+    TorCommandError,
+    TorError,
+)
+from onionfleet.tor.events import (
+    BootstrapStatus,
+    ControllerReconnected,
+    Event,
+    HsDescContentEvent,
+    HsDescEvent,
+    HsDirRef,
+    StatusEvent,
+    UnknownEvent,
+)
+from onionfleet.tor.messages import Reply, ReplyLine
+from onionfleet.tor.process import (
+    AttachedTorSettings,
+    HiddenServicePort,
+    IntroDosSettings,
+    ManagedTor,
+    ManagedTorSettings,
+    PowSettings,
+    render_torrc,
+    wait_for_bootstrap,
+)
+
+__all__ = [
+    "AttachedTorSettings",
+    "AuthMethod",
+    "BootstrapStatus",
+    "Command",
+    "ConsensusError",
+    "ConsensusView",
+    "ConsensusWatcher",
+    "ControlAuth",
+    "ControlAuthError",
+    "ControlCodec",
+    "ControlConnectionLost",
+    "ControlEndpoint",
+    "ControlProtocolError",
+    "ControlTimeout",
+    "ControllerReconnected",
+    "ControllerSettings",
+    "Event",
+    "EventSubscription",
+    "HiddenServicePort",
+    "HsDescContentEvent",
+    "HsDescEvent",
+    "HsDirRef",
+    "IntroDosSettings",
+    "LocalProtocolError",
+    "ManagedTor",
+    "ManagedTorError",
+    "ManagedTorSettings",
+    "PowSettings",
+    "ProtocolInfo",
+    "Relay",
+    "RemoteProtocolError",
+    "Reply",
+    "ReplyLine",
+    "SharedRandomValue",
+    "StatusEvent",
+    "TorCommandError",
+    "TorController",
+    "TorError",
+    "UnknownEvent",
+    "build_consensus_view",
+    "encode_command",
+    "open_controller",
+    "render_torrc",
+    "wait_for_bootstrap",
+]
