@@ -1,0 +1,2 @@
+"""One node: tor (managed or attached), the reverse proxy, health probes, the cluster and the
+publisher, wired into one asyncio process with an orderly start and shutdown (STYLE.md §5)."""
