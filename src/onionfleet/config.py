@@ -194,6 +194,7 @@ class WireGuardConfig:
     address: str | None
     listen_port: int
     private_key_file: Path | None
+    endpoint: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -683,6 +684,12 @@ def _read_wireguard(r: _Reader) -> WireGuardConfig | None:
             )
             address = _MISSING
     port = r.integer("listen_port", 51820, fix="1..65535", low=1, high=65535)
+    endpoint = r.string(
+        "endpoint", None, fix="this node's public WireGuard UDP host:port that peers dial"
+    )
+    if isinstance(endpoint, str) and parse_endpoint(endpoint) is None:
+        r.problem("endpoint", f"{endpoint!r} is not host:port", 'e.g. "203.0.113.7:51820"')
+        endpoint = _MISSING
     keyfile = r.path_value(
         "private_key_file", None, fix="made by onionfleet init (wg genkey), mode 0600"
     )
@@ -694,9 +701,9 @@ def _read_wireguard(r: _Reader) -> WireGuardConfig | None:
         )
         manage = _MISSING
     r.finish()
-    if not _ok(manage, iface, address, port, keyfile):
+    if not _ok(manage, iface, address, port, keyfile, endpoint):
         return None
-    return WireGuardConfig(manage, iface, address, port, keyfile)
+    return WireGuardConfig(manage, iface, address, port, keyfile, endpoint)
 
 
 def _read_publish(r: _Reader) -> PublishConfig | None:
@@ -732,14 +739,20 @@ def _read_publish(r: _Reader) -> PublishConfig | None:
 
 def _read_metrics(r: _Reader) -> MetricsConfig | None:
     listen = r.endpoint("listen", None, fix='e.g. listen = "127.0.0.1:9935"')
+    if isinstance(listen, Endpoint) and not listen.is_loopback:
+        r.problem(
+            "listen",
+            f"{listen} is not loopback",
+            "serve metrics on 127.0.0.1 (or a unix socket) and scrape through a tunnel or proxy",
+        )
+        listen = _MISSING
     r.finish()
     return MetricsConfig(listen) if _ok(listen) else None
 
 
 def _read_status(r: _Reader, data_dir: Any) -> StatusConfig | None:
-    default = (
-        Endpoint(unix_path=data_dir / "status.sock") if isinstance(data_dir, Path) else _MISSING
-    )
+    # Default: <data_dir>/status.sock. Without a valid data_dir, [node] already has a problem.
+    default = Endpoint(unix_path=data_dir / "status.sock") if isinstance(data_dir, Path) else None
     listen = r.endpoint("listen", default, fix='e.g. listen = "unix:/run/onionfleet/status.sock"')
     if isinstance(listen, Endpoint) and not listen.is_loopback:
         r.problem(
@@ -749,7 +762,7 @@ def _read_status(r: _Reader, data_dir: Any) -> StatusConfig | None:
         )
         listen = _MISSING
     r.finish()
-    return StatusConfig(listen) if _ok(listen) and listen is not _MISSING else None
+    return StatusConfig(listen) if isinstance(listen, Endpoint) else None
 
 
 def _read_logging(r: _Reader) -> LoggingConfig | None:

@@ -1,9 +1,9 @@
 """The root of onionfleet's typed errors.
 
-Every error an operator, a peer, tor or a file can cause is an :class:`OnionfleetError`. Each layer
-defines its own family below this root in its own ``errors`` module (``hs.errors``, ``tor.errors``,
-``cluster.errors`` …). Messages say what failed, which thing, and what to do next; they never contain
-secret material. Only ``onionfleet.cli`` turns errors into exit codes.
+Every error an operator, a peer, tor or a file can cause is an :class:`OnionfleetError`. Each
+layer defines its own family below this root in its own ``errors`` module (``hs.errors``,
+``tor.errors``, ``cluster.errors`` …). Messages say what failed, which thing, and what to do next;
+they never contain secret material. Only ``onionfleet.cli`` turns errors into exit codes.
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ class ConfigError(OnionfleetError):
     ``key_path`` is the dotted key (``tor.control_port``), ``fix`` tells the operator what to do.
     """
 
-    def __init__(self, message: str, *, key_path: str = "", source: str = "", fix: str = "") -> None:
+    def __init__(
+        self, message: str, *, key_path: str = "", source: str = "", fix: str = ""
+    ) -> None:
         self.key_path = key_path
         self.source = source
         self.fix = fix

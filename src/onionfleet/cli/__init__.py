@@ -24,7 +24,15 @@ from onionfleet.errors import OnionfleetError
 __all__ = ["main"]
 
 # Sub-command modules, in the order `--help` lists them.
-_COMMAND_MODULES: tuple[str, ...] = ("testnet", "config")
+_COMMAND_MODULES: tuple[str, ...] = (
+    "testnet",
+    "config",
+    "descriptor",
+    "keys",
+    "init",
+    "join",
+    "status",
+)
 
 EXIT_OK = 0
 EXIT_FAILED = 1

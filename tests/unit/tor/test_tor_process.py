@@ -124,5 +124,5 @@ def test_managed_controller_settings_use_the_socket() -> None:
 
 
 def test_intro_point_count_outside_tor_range_is_refused() -> None:
-    with pytest.raises(ManagedTorError, match="1..20"):
+    with pytest.raises(ManagedTorError, match=r"1\.\.20"):
         _settings(num_intro_points=21)
