@@ -25,13 +25,14 @@ __all__ = ["main"]
 
 # Sub-command modules, in the order `--help` lists them.
 _COMMAND_MODULES: tuple[str, ...] = (
-    "testnet",
-    "config",
-    "descriptor",
-    "keys",
     "init",
     "join",
+    "run",
     "status",
+    "config",
+    "keys",
+    "descriptor",
+    "testnet",
 )
 
 EXIT_OK = 0
