@@ -116,7 +116,8 @@ class LocalNode:
 class LocalCluster:
     """``nodes`` onionfleet nodes behind one master address on ``net``.
 
-    ``start()`` makes a master key and cluster token, starts the target (an onion service in
+    ``prefix`` names this cluster's tors on the network (``<prefix>target``, ``<prefix>client``), so
+    several clusters can share one network. ``start()`` makes a master key and cluster token, starts the target (an onion service in
     front of a page saying ``page``), writes one config per node and starts every node process.
     """
 
@@ -134,8 +135,13 @@ class LocalCluster:
         health_interval_s: float = 2.0,
         extra_tor_lines: Sequence[str] = (),
         names: Sequence[str] | None = None,
+        prefix: str = "",
         progress: Callable[[str], None] | None = None,
     ) -> None:
+        if prefix and not prefix.isalnum():
+            raise TestnetError(
+                f"cluster prefix {prefix!r} must be letters and digits (tor nickname)"
+            )
         if nodes < 1:
             raise TestnetError("a cluster needs at least one node")
         self.net = net
@@ -150,6 +156,7 @@ class LocalCluster:
         self._health_interval = health_interval_s
         self._extra = tuple(extra_tor_lines)
         self._progress = progress or (lambda _m: None)
+        self.prefix = prefix
         self._spawner = Spawner()
         self.nodes: list[LocalNode] = []
         self.target_http: StaticHttpServer | None = None
@@ -164,9 +171,11 @@ class LocalCluster:
         self.root.mkdir(parents=True, exist_ok=True)
         self._progress("starting the target web page and its onion service")
         self.target_http = StaticHttpServer(self.page)
-        self.target = self.net.add_onion_service("target", target_port=self.target_http.port)
+        self.target = self.net.add_onion_service(
+            f"{self.prefix}target", target_port=self.target_http.port
+        )
         self._progress("starting the client tor")
-        self.client = self.net.add_client("client")
+        self.client = self.net.add_client(f"{self.prefix}client")
         key = generate_master_key(secrets.token_bytes)
         key_dir = self.root / "master"
         key_dir.mkdir(mode=0o700, exist_ok=True)
