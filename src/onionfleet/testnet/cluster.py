@@ -116,9 +116,10 @@ class LocalNode:
 class LocalCluster:
     """``nodes`` onionfleet nodes behind one master address on ``net``.
 
-    ``prefix`` names this cluster's tors on the network (``<prefix>target``, ``<prefix>client``), so
-    several clusters can share one network. ``start()`` makes a master key and cluster token, starts the target (an onion service in
+    ``start()`` makes a master key and cluster token, starts the target (an onion service in
     front of a page saying ``page``), writes one config per node and starts every node process.
+    ``prefix`` names this cluster's tors on the network (``<prefix>target``, ``<prefix>client``),
+    so several clusters can share one network.
     """
 
     def __init__(
