@@ -47,6 +47,7 @@ __all__ = [
     "decode_own_descriptor",
     "diff_own_intro_points",
     "intro_points_digest",
+    "read_trigger",
 ]
 
 log = logging.getLogger(__name__)
@@ -153,6 +154,24 @@ def decode_own_descriptor(
     )
 
 
+def read_trigger(event: object, address: OnionAddress) -> str | None:
+    """Whether a control event means "read the descriptor now", and why.
+
+    ``HS_DESC CREATED`` for our address (tor ``hs_control_desc_event_created``, fired when tor
+    builds a descriptor: start-up, rotation at the SRV), or a controller reconnection (tor may have
+    restarted; events were missed).
+    """
+    if isinstance(event, ControllerReconnected):
+        return "reconnected"
+    if (
+        isinstance(event, HsDescEvent)
+        and event.action == "CREATED"
+        and event.address == address.without_suffix()
+    ):
+        return "HS_DESC CREATED"
+    return None
+
+
 def diff_own_intro_points(
     previous: OwnIntroPoints | None, current: OwnIntroPoints, trigger: str
 ) -> IntroPointsChanged | None:
@@ -199,7 +218,7 @@ class OwnIntroPointWatcher:
         time_periods: Callable[[], Sequence[TimePeriod]],
         clock: Clock,
         on_change: Callable[[IntroPointsChanged], None] | None = None,
-        poll_interval_s: float = 3.0,
+        poll_interval_s: float = 1.0,
         burst_interval_s: float = 0.25,
         burst_duration_s: float = 5.0,
         read_timeout_s: float = 10.0,
@@ -312,16 +331,9 @@ class OwnIntroPointWatcher:
             return self._current
 
     def _on_event(self, event: object) -> None:
-        if isinstance(event, ControllerReconnected):
-            self._trigger = "reconnected"
-            self._burst_until = self._clock.monotonic() + self._burst_duration_s
-            self._wake.set()
-        elif (
-            isinstance(event, HsDescEvent)
-            and event.action == "CREATED"
-            and event.address == self._address.without_suffix()
-        ):
-            self._trigger = "HS_DESC CREATED"
+        trigger = read_trigger(event, self._address)
+        if trigger is not None:
+            self._trigger = trigger
             self._burst_until = self._clock.monotonic() + self._burst_duration_s
             self._wake.set()
 

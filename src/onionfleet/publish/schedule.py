@@ -15,7 +15,9 @@ import random
 from collections.abc import Hashable
 from dataclasses import dataclass
 
-__all__ = ["PublishInputs", "RepublishSchedule"]
+__all__ = ["VERIFICATION_FAILED_REASON", "PublishInputs", "RepublishSchedule"]
+
+VERIFICATION_FAILED_REASON = "verification found a different descriptor on the HSDirs"
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +71,7 @@ class RepublishSchedule:
         if current.hsdirs != last.hsdirs:
             out.append("responsible HSDirs changed")
         if self._verification_failed:
-            out.append("verification found a different descriptor on the HSDirs")
+            out.append(VERIFICATION_FAILED_REASON)
         if self._next_periodic is not None and now >= self._next_periodic:
             out.append("periodic republish")
         return out

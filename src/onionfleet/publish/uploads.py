@@ -86,9 +86,15 @@ class UploadRound:
         slot.reason = None
         return _public(slot)
 
-    def failed(self, hsdir_fingerprint: str, reason: str, now: float) -> HsDirUpload | None:
-        """A ``FAILED`` event: schedule a retry, or give up after the last backoff step."""
-        slot = self._take_pending(hsdir_fingerprint)
+    def failed(
+        self, hsdir_fingerprint: str, reason: str, now: float, *, descriptor: str | None = None
+    ) -> HsDirUpload | None:
+        """A ``FAILED`` event: schedule a retry, or give up after the last backoff step.
+
+        ``descriptor``: the label, when the event said which descriptor failed (tor's FAILED
+        event carries the blinded key, its UPLOADED event does not).
+        """
+        slot = self._take_pending(hsdir_fingerprint, descriptor)
         if slot is None:
             return None
         self._fail(slot, reason, now)
@@ -143,10 +149,19 @@ class UploadRound:
 
     # -- internals --------------------------------------------------------------------------
 
-    def _take_pending(self, hsdir_fingerprint: str) -> _Slot | None:
+    def pending_at(self, hsdir_fingerprint: str) -> int:
+        """How many of our uploads to this HSDir await an outcome."""
+        return len(self._pending.get(_normal(hsdir_fingerprint), ()))
+
+    def _take_pending(self, hsdir_fingerprint: str, descriptor: str | None = None) -> _Slot | None:
         queue = self._pending.get(_normal(hsdir_fingerprint))
         if not queue:
             return None
+        if descriptor is not None:
+            for slot in queue:
+                if slot.descriptor == descriptor:
+                    queue.remove(slot)
+                    return slot
         return queue.popleft()
 
     def _fail(self, slot: _Slot, reason: str, now: float) -> None:
