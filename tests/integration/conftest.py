@@ -113,3 +113,9 @@ def http_server() -> Iterator[Callable[..., StaticHttpServer]]:
     yield make
     for server in servers:
         server.close()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``late`` run last: they need a shared network that has lived a while
+    (e.g. through two SRV protocol runs), which by then it has, so they wait little."""
+    items.sort(key=lambda item: item.get_closest_marker("late") is not None)

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from _tor_helpers import OfflineTor, free_port, offline_tor_fixture, require_tor
+from _tor_helpers import OfflineTor, free_port, offline_tor_fixture
 
 from onionfleet.testnet import TestNetwork, TorInstance
 from onionfleet.tor.auth import safecookie_client_hash, safecookie_server_hash
@@ -284,18 +284,9 @@ async def test_connect_timeout_when_nothing_listens() -> None:
 
 
 @pytest.fixture(scope="module")
-def tor_net(request: pytest.FixtureRequest) -> Iterator[TestNetwork]:
-    """The shared session network if the suite provides one, else our own."""
-    try:
-        shared = request.getfixturevalue("testnet")
-    except pytest.FixtureLookupError:
-        shared = None
-    if isinstance(shared, TestNetwork):
-        yield shared
-        return
-    require_tor()
-    with TestNetwork(relays=5) as net:
-        yield net
+def tor_net(testnet: TestNetwork) -> TestNetwork:
+    """The shared session network (tests/integration/conftest.py)."""
+    return testnet
 
 
 def _settings_for(inst: TorInstance) -> ControllerSettings:
@@ -410,6 +401,7 @@ async def test_hspost_gets_per_hsdir_uploaded_events(tor_net: TestNetwork) -> No
 
 
 @pytest.mark.testnet
+@pytest.mark.late  # a fresh network needs two SRV runs (48 voting intervals) for both SRVs
 async def test_consensus_watcher_sees_both_srvs(tor_net: TestNetwork) -> None:
     """Refreshes on STATUS_CLIENT CONSENSUS_ARRIVED until the consensus carries the current and
     the previous SRV (a private network needs 2 SRV runs = 2 x 24 voting intervals for that)."""

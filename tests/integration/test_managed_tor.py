@@ -7,7 +7,6 @@ import os
 import re
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,18 +28,9 @@ pytestmark = pytest.mark.testnet
 
 
 @pytest.fixture(scope="module")
-def tor_net(request: pytest.FixtureRequest) -> Iterator[TestNetwork]:
-    """The shared session network if the suite provides one, else our own."""
-    try:
-        shared = request.getfixturevalue("testnet")
-    except pytest.FixtureLookupError:
-        shared = None
-    if isinstance(shared, TestNetwork):
-        yield shared
-        return
-    require_tor()
-    with TestNetwork(relays=5) as net:
-        yield net
+def tor_net(testnet: TestNetwork) -> TestNetwork:
+    """The shared session network (tests/integration/conftest.py)."""
+    return testnet
 
 
 async def _start(

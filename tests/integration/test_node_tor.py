@@ -16,9 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import secrets
-import shutil
 import socket
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -106,35 +104,22 @@ class NodeNet:
 
 
 @pytest.fixture(scope="module")
-def node_net(request: pytest.FixtureRequest) -> Iterator[NodeNet]:
-    """The shared session network if the suite provides one, else our own; plus our tors."""
-    if shutil.which("tor") is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("tor is not installed (CI=true: a missing tor is a failure)")
-        pytest.skip("tor is not installed")
-    try:
-        shared = request.getfixturevalue("testnet")
-    except pytest.FixtureLookupError:
-        shared = None
-    with contextlib.ExitStack() as stack:
-        if isinstance(shared, TestNetwork):
-            net = shared
-        else:
-            net = stack.enter_context(TestNetwork(relays=5))
-        target_http_port = free_port()
-        target_onion = net.add_onion_service("nptarget", target_port=target_http_port)
-        node_socks = net.add_client("npsocks")
-        proxy_port = free_port()
-        node = net.add_onion_service(
-            "npnode",
-            target_port=proxy_port,
-            extra_torrc=["HiddenServiceExportCircuitID haproxy"],
-        )
-        client = net.add_client("npclient")
-        yield NodeNet(net, target_http_port, target_onion, node_socks, node, proxy_port, client)
-        for inst in (client, node, node_socks, target_onion):
-            with contextlib.suppress(Exception):
-                inst.stop()
+def node_net(testnet: TestNetwork) -> Iterator[NodeNet]:
+    """Our tors on the shared session network; stopped when the module is done."""
+    net = testnet
+    target_http_port = free_port()
+    target_onion = net.add_onion_service("nptarget", target_port=target_http_port)
+    node_socks = net.add_client("npsocks")
+    proxy_port = free_port()
+    node = net.add_onion_service(
+        "npnode",
+        target_port=proxy_port,
+        extra_torrc=["HiddenServiceExportCircuitID haproxy"],
+    )
+    client = net.add_client("npclient")
+    yield NodeNet(net, target_http_port, target_onion, node_socks, node, proxy_port, client)
+    for inst in (client, node, node_socks, target_onion):
+        inst.stop()
 
 
 @contextlib.asynccontextmanager
