@@ -18,9 +18,10 @@ from onionfleet.cluster.actions import Action, BecomePublisher
 from onionfleet.cluster.auth import ClusterToken, FrameSealer
 from onionfleet.cluster.errors import RejectReason
 from onionfleet.cluster.membership import PeerStatus
-from onionfleet.cluster.messages import Hello
+from onionfleet.cluster.messages import PROTOCOL_VERSION, Hello
 from onionfleet.cluster.node import ClusterNode
 from onionfleet.cluster.settings import ClusterSettings
+from onionfleet.cluster.tor_transport import socks_dialer
 from onionfleet.cluster.transport import TcpTransport, split_address
 from onionfleet.errors import ConfigError
 
@@ -165,7 +166,7 @@ async def test_hostile_connections_are_counted_and_closed_or_survive() -> None:
         writer.close()
         # A header claiming 1 GiB: refused at once, closed.
         reader, writer = await _raw(port)
-        writer.write(struct.pack(">2sBBI", b"OF", 1, 1, 1 << 30))
+        writer.write(struct.pack(">2sBBI", b"OF", PROTOCOL_VERSION, 1, 1 << 30))
         assert await _closed(reader)
         assert a.node.rejects.get(RejectReason.TOO_LARGE) == 1
         writer.close()
@@ -222,3 +223,27 @@ async def test_leaving_publisher_hands_over_at_once() -> None:
         await wait_for(lambda: cluster.publishers() == ["b"], 1.0, "hand-over on leave")
         assert loop.time() - left_at < LEASE_S  # no waiting for the lease to lapse
         assert all(p.node_id != "a" for p in m["c"].node.peers())
+
+
+async def test_socks_dialer_failures_are_oserrors_the_transport_retries() -> None:
+    """The Tor transport's dial: no SOCKS listener → OSError; a SOCKS server that refuses the
+    stream (what tor answers for an unreachable onion) → OSError too, never another type."""
+    closed = free_port()
+    with pytest.raises(OSError):
+        await socks_dialer(closed)("b" * 56 + ".onion:1", 2.0)
+
+    async def refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readexactly(3)  # greeting: v5, 1 method, no-auth
+        writer.write(b"\x05\x00")
+        head = await reader.readexactly(5)  # v5 CONNECT rsv ATYP=3 len
+        assert head[3] == 3, "the onion name must be sent as a domain (ATYP=3)"
+        await reader.readexactly(head[4] + 2)
+        writer.write(b"\x05\x04\x00\x01" + bytes(6))  # host unreachable
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(refuse, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        with pytest.raises(OSError, match="refused the peer stream"):
+            await socks_dialer(port)("a" * 56 + ".onion:7420", 2.0)

@@ -191,9 +191,17 @@ def test_include_master_key_and_wireguard(
     )  # fmt: skip
     assert code == 0, err
     code, out, err = run_cli(
-        capsys, *_join(tmp_path, "b", 7402, "--wireguard", "--wg-address", "10.77.0.2/24", "--json")
-    )
+        capsys,
+        *_join(
+            tmp_path, "b", 7402,
+            "--wireguard", "--wg-address", "10.77.0.2/24", "--wg-endpoint", "192.0.2.2:51820",
+            "--json",
+        ),
+    )  # fmt: skip
     assert code == 0, err
+    # Both configs announce their public endpoint, so gossip can connect b and c directly.
+    assert load_config(tmp_path / "a.toml").wireguard.endpoint == "192.0.2.1:51820"
+    assert load_config(tmp_path / "b.toml").wireguard.endpoint == "192.0.2.2:51820"
     result = json.loads(out)
     assert result["master_key_source"] == "invite"
     assert result["inviter"]["wireguard"]["endpoint"] == "192.0.2.1:51820"

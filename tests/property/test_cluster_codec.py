@@ -16,6 +16,7 @@ from onionfleet.cluster.errors import RejectReason, RemotePeerProtocolError
 from onionfleet.cluster.messages import (
     BOOT_ID_BYTES,
     MAX_FRAME_BYTES,
+    PROTOCOL_VERSION,
     Drain,
     Envelope,
     FrameDecoder,
@@ -31,6 +32,7 @@ from onionfleet.cluster.messages import (
     PeerAddress,
     Role,
     Term,
+    WireGuardIdentity,
     decode_body,
     encode_body,
 )
@@ -48,6 +50,13 @@ intro_sets = st.builds(
     st.lists(st.binary(max_size=300), max_size=8).map(tuple),
     st.one_of(st.none(), texts),
 )
+tunnel_ips = st.one_of(
+    st.ip_addresses(v=4).map(str), st.ip_addresses(v=6).map(str)
+)
+wg_ids = st.one_of(
+    st.none(),
+    st.builds(WireGuardIdentity, st.binary(min_size=32, max_size=32), addresses, tunnel_ips),
+)
 messages: st.SearchStrategy[Message] = st.one_of(
     st.builds(Hello, addresses),
     st.builds(
@@ -61,7 +70,10 @@ messages: st.SearchStrategy[Message] = st.one_of(
         health_reason=texts,
         draining=st.booleans(),
         intro_digest=digests,
-        peers=st.lists(st.builds(PeerAddress, node_ids, addresses), max_size=12).map(tuple),
+        peers=st.lists(
+            st.builds(PeerAddress, node_ids, addresses, wg_ids), max_size=12
+        ).map(tuple),
+        wireguard=wg_ids,
     ),
     st.builds(IntroPoints, intro_sets),
     st.builds(IntroPointsRequest, digests),
@@ -130,7 +142,14 @@ def _sample_messages(rng: random.Random) -> list[Message]:
     intro = IntroPointSet(
         tuple(rng.randbytes(rng.randrange(50, 400)) for _ in range(3)), "flow-control 1-2 31"
     )
-    peers = tuple(PeerAddress(f"n{i}", f"10.0.0.{i}:7800") for i in range(12))
+    peers = tuple(
+        PeerAddress(
+            f"n{i}", f"10.0.0.{i}:7800",
+            WireGuardIdentity(bytes([i]) * 32, f"192.0.2.{i}:51820", f"10.77.0.{i}")
+            if i % 2 else None,
+        )
+        for i in range(12)
+    )
     return [
         Hello("10.0.0.1:7800"),
         Heartbeat(
@@ -144,6 +163,7 @@ def _sample_messages(rng: random.Random) -> list[Message]:
             False,
             intro.digest(),
             peers,
+            WireGuardIdentity(b"\x07" * 32, "192.0.2.1:51820", "10.77.0.1"),
         ),
         IntroPoints(intro),
         IntroPointsRequest(intro.digest()),
@@ -208,9 +228,9 @@ def test_mutation_fuzz_every_hostile_frame_is_refused() -> None:
             kinds["truncated"] += 1
         elif kind == 4:  # oversized: the header claims more than the cap
             body_len = rng.randrange(MAX_FRAME_BYTES - 39, 1 << 32)
-            frame = struct.pack(">2sBBI", b"OF", 1, rng.randrange(256), body_len) + rng.randbytes(
-                rng.randrange(64)
-            )
+            frame = struct.pack(
+                ">2sBBI", b"OF", PROTOCOL_VERSION, rng.randrange(256), body_len
+            ) + rng.randbytes(rng.randrange(64))
             kinds["oversized"] += 1
         elif kind == 5:  # bit flips in a valid frame
             bad = bytearray(rng.choice(accepted))
@@ -224,7 +244,7 @@ def test_mutation_fuzz_every_hostile_frame_is_refused() -> None:
         else:  # random garbage, sometimes with a valid-looking header
             head = b""
             if rng.random() < 0.5:
-                head = struct.pack(">2sBB", b"OF", 1, rng.randrange(1, 8))
+                head = struct.pack(">2sBB", b"OF", PROTOCOL_VERSION, rng.randrange(1, 8))
             frame = head + rng.randbytes(rng.randrange(0, 300))
             kinds["garbage"] += 1
         refuse(frame, stream=i % 2 == 0)
@@ -235,3 +255,31 @@ def test_mutation_fuzz_every_hostile_frame_is_refused() -> None:
     assert counts["bad_mac"] > 0 and counts["replay"] > 0 and counts["clock_skew"] > 0
     assert counts["too_large"] > 0 and counts["malformed"] > 0 and counts["stale_boot"] > 0
     assert counts["bad_version"] > 0
+
+
+def test_mutated_heartbeat_bodies_decode_or_raise_only_typed_errors() -> None:
+    """Below the MAC: 100,000 mutated version-2 heartbeat bodies (WireGuard identities in the
+    sender and peer entries) either decode canonically or raise MalformedFrame."""
+    rng = random.Random(20261122)
+    envelope = Envelope("n1", b"\x05" * 16, 9, 1_700_000_000_000)
+    bodies = [encode_body(envelope, m)[1] for m in _sample_messages(rng)
+              if isinstance(m, Heartbeat)]
+    accepted = 0
+    for _ in range(100_000):
+        body = bytearray(rng.choice(bodies))
+        op = rng.randrange(3)
+        if op == 0:
+            for _ in range(rng.randrange(1, 6)):
+                body[rng.randrange(len(body))] = rng.randrange(256)
+        elif op == 1:
+            del body[rng.randrange(len(body)):]
+        else:
+            at = rng.randrange(len(body))
+            body[at:at] = rng.randbytes(rng.randrange(1, 40))
+        try:
+            env, message = decode_body(MessageType.HEARTBEAT, bytes(body))
+        except RemotePeerProtocolError:
+            continue
+        accepted += 1
+        assert encode_body(env, message) == (MessageType.HEARTBEAT, bytes(body))
+    assert accepted < 100_000

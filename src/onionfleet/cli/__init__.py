@@ -25,6 +25,7 @@ __all__ = ["main"]
 
 # Sub-command modules, in the order `--help` lists them.
 _COMMAND_MODULES: tuple[str, ...] = (
+    "demo",
     "init",
     "join",
     "run",

@@ -97,12 +97,15 @@ def add_node_arguments(parser: argparse.ArgumentParser, *, first_node: bool) -> 
     parser.add_argument(
         "--wg-address", metavar="ADDR/PREFIX", help="this node's tunnel address, e.g. 10.77.0.1/24"
     )
-    if first_node:
-        parser.add_argument(
-            "--wg-endpoint",
-            metavar="PUBLIC_HOST:PORT",
-            help="this node's public WireGuard endpoint (UDP), written into the invite",
-        )
+    parser.add_argument(
+        "--wg-endpoint",
+        metavar="PUBLIC_HOST:PORT",
+        help=(
+            "this node's public WireGuard endpoint (UDP): written into [wireguard] endpoint, "
+            "which gossip announces to the other nodes"
+            + (", and into the invite" if first_node else "")
+        ),
+    )
     parser.add_argument(
         "--wg-listen-port",
         type=int,

@@ -12,15 +12,25 @@ Modules:
   adapter drives. ``actions`` lists what it returns.
 * ``sim`` — a deterministic simulator (virtual clock, seeded faults) used by the tests, by
   ``bench/cluster.py`` and later by ``onionfleet demo``.
-* ``transport`` — the asyncio TCP adapter (``TcpTransport``; WireGuard or private addresses). It
-  is the only module here that does I/O and is deliberately *not* re-exported below, so importing
-  the sans-IO core never imports asyncio. The Tor transport (SOCKS dial + a second onion service
-  per node), WireGuard peer management and ``init``/``join`` are not written yet.
+* ``wireguard`` — pure WireGuard planning: gossiped identities → ``wg set`` argument lists,
+  ``wg show <iface> dump`` parsing, handshake ages.
 
-Integration (the daemon is written later):
+Adapters (they do I/O and are deliberately *not* re-exported below, so importing the sans-IO core
+never imports asyncio):
 
-* A transport (``transport.TcpTransport`` over WireGuard/private addresses; later one over Tor
-  through SOCKS) keeps one connection per peer pair, runs one ``FrameDecoder`` per connection
+* ``transport`` — ``TcpTransport``, the asyncio peer transport; its dialing is pluggable
+  (``dial=``, plain TCP by default) — WireGuard or private addresses.
+* ``tor_transport`` — ``[cluster] transport = "tor"``: ``socks_dialer`` (SOCKS5, onion name as a
+  domain) for ``TcpTransport``, and the node's *peer tor* (``peer_tor_settings``,
+  ``ensure_peer_onion_key``): a second onion service with its own key, in a tor of its own
+  because ``PublishHidServDescriptors 0`` is global.
+* ``wgsync`` — ``WireGuardSync``: runs ``wg`` to add/remove the peers gossip announces
+  (``[wireguard] manage = true``); the interface itself is the operator's.
+
+Integration (daemon/_daemon.py ``_start_cluster``):
+
+* A transport (``TcpTransport``, dialing TCP or through tor's SOCKS port) keeps one connection per
+  peer pair, runs one ``FrameDecoder`` per connection
   and hands each frame to ``ClusterNode.receive``; a framing error (``FrameTooLarge``,
   ``UnsupportedVersion``) closes that connection cleanly, while per-frame rejections (MAC,
   replay, skew, malformed body) are counted in ``ClusterNode.rejects`` and the connection

@@ -28,6 +28,9 @@ __all__ = [
     "RemotePeerProtocolError",
     "ReplayRejected",
     "UnsupportedVersion",
+    "WireGuardCommandError",
+    "WireGuardDumpError",
+    "WireGuardError",
 ]
 
 
@@ -121,3 +124,16 @@ class InvariantViolated(ClusterError):
     def __init__(self, message: str, *, seed: int) -> None:
         super().__init__(f"{message} (replay with ONIONFLEET_SIM_SEED={seed})")
         self.seed = seed
+
+
+class WireGuardError(ClusterError):
+    """WireGuard peer management failed (wireguard.py, wgsync.py). Never carries key material
+    other than public keys."""
+
+
+class WireGuardDumpError(WireGuardError):
+    """``wg show <interface> dump`` printed something we cannot parse (which line and field)."""
+
+
+class WireGuardCommandError(WireGuardError):
+    """Running ``wg`` failed: missing binary, no such interface, no permission, a timeout."""

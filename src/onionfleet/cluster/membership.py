@@ -10,6 +10,12 @@ lists in heartbeats) only makes a peer *known* (JOINING), so the node then greet
 
 A frame from a new boot id means the peer restarted: its health, intro points and role are reset.
 Only ALIVE and SUSPECT peers are gossiped, so a forgotten peer is not resurrected by gossip.
+
+WireGuard identities (protocol version 2) travel the same way: a peer's own heartbeat is the
+authority for its identity; gossip fills it in for a peer we have not heard yet (JOINING, or DEAD:
+it may have come back with a new key), which is how a node that knows one peer learns the keys
+it needs to reach all the others (wireguard.py plans the ``wg set`` commands from
+:class:`PeerView`).
 """
 
 from __future__ import annotations
@@ -28,7 +34,14 @@ from onionfleet.cluster.actions import (
     PeerSuspected,
     PeerUpdated,
 )
-from onionfleet.cluster.messages import Heartbeat, IntroPointSet, PeerAddress, Role, Term
+from onionfleet.cluster.messages import (
+    Heartbeat,
+    IntroPointSet,
+    PeerAddress,
+    Role,
+    Term,
+    WireGuardIdentity,
+)
 from onionfleet.cluster.settings import ClusterSettings
 
 __all__ = ["GOSSIP_MAX_BYTES", "GOSSIP_MAX_PEERS", "Membership", "PeerRecord", "PeerStatus",
@@ -67,6 +80,7 @@ class PeerRecord:
     intro_have: bytes = b""
     intro_requested_at: float | None = None
     eligible_since: float | None = None
+    wireguard: WireGuardIdentity | None = None
 
     @property
     def live(self) -> bool:
@@ -91,6 +105,7 @@ class PeerView:
     role: Role
     last_heard: float | None
     has_intro_points: bool
+    wireguard: WireGuardIdentity | None = None
 
 
 class Membership:
@@ -131,10 +146,12 @@ class Membership:
         budget = GOSSIP_MAX_BYTES
         for k in range(min(len(live), GOSSIP_MAX_PEERS)):
             p = live[(start + k) % len(live)]
-            budget -= 2 + len(p.node_id) + len(p.address.encode("utf-8"))
+            budget -= 2 + len(p.node_id) + len(p.address.encode("utf-8")) + (
+                1 if p.wireguard is None else p.wireguard.encoded_size()
+            )
             if budget < 0:
                 break
-            out.append(PeerAddress(p.node_id, p.address))
+            out.append(PeerAddress(p.node_id, p.address, p.wireguard))
         if len(out) < len(live):
             self._gossip_offset = start + len(out)  # next time, continue where this one ended
         return tuple(out)
@@ -142,7 +159,7 @@ class Membership:
     def views(self) -> list[PeerView]:
         return [
             PeerView(p.node_id, p.address, p.status, p.priority, p.serving, p.health_reason,
-                     p.draining, p.role, p.last_heard, p.intro is not None)
+                     p.draining, p.role, p.last_heard, p.intro is not None, p.wireguard)
             for p in sorted(self._peers.values(), key=lambda p: p.node_id)
         ]
 
@@ -153,12 +170,17 @@ class Membership:
             if peer.node_id == self._settings.node_id or peer.node_id in self._left:
                 return False
             self._peers[peer.node_id] = PeerRecord(
-                peer.node_id, peer.address, PeerStatus.JOINING, first_known=now
+                peer.node_id, peer.address, PeerStatus.JOINING, first_known=now,
+                wireguard=peer.wireguard,
             )
             self._lower_due(now + self._settings.suspect_s)
             return True
-        if record.address != peer.address and not record.live:
-            record.address = peer.address  # it may have moved while we did not hear it
+        if not record.live:
+            # It may have moved (or got a new WireGuard key) while we did not hear it.
+            if record.address != peer.address:
+                record.address = peer.address
+            if peer.wireguard is not None:
+                record.wireguard = peer.wireguard
         return False
 
     def heard(
@@ -221,6 +243,7 @@ class Membership:
         record.role = hb.role
         record.term = hb.term
         record.intro_digest = hb.intro_digest
+        record.wireguard = hb.wireguard
         if changed:
             actions.append(PeerUpdated(record.node_id, hb.serving, hb.health_reason, hb.draining))
         self._update_eligibility(record, now)

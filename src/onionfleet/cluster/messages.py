@@ -1,4 +1,4 @@
-"""Peer-protocol messages and their wire format (version 1).
+"""Peer-protocol messages and their wire format (version 2).
 
 Every message travels in one length-prefixed binary frame with a hard size cap::
 
@@ -14,21 +14,28 @@ The envelope names the sender: node id (str8), boot id (16 bytes, new at every s
 number (u64, grows per boot) and the sender's wall time in milliseconds (u64). The payload layout
 is fixed per message type. Primitives: ``u8 u16 u32 u64`` big-endian; ``str8``/``str16`` = UTF-8
 with a u8/u16 byte length; ``bytes32`` = u32 length + bytes; ``opt`` = u8 0/1 flag then the value;
-``bool`` = u8 that must be 0 or 1. Decoding is strict and canonical: trailing bytes, a bool other
-than 0/1, bad UTF-8, a field out of range or an unknown message type are refused with
-:class:`~onionfleet.cluster.errors.MalformedFrame`, so every accepted payload re-encodes to the
-same bytes. Constructors validate their fields and raise
+``bool`` = u8 that must be 0 or 1; ``wgid`` = ``opt`` of (32-byte WireGuard public key, str8 UDP
+endpoint ``host:port`` or empty, str8 tunnel IP address in canonical form). Decoding is strict
+and canonical: trailing bytes, a bool other than 0/1, bad UTF-8, a field out of range or an
+unknown message type are refused with :class:`~onionfleet.cluster.errors.MalformedFrame`, so
+every accepted payload re-encodes to the same bytes. Constructors validate their fields and raise
 :class:`~onionfleet.cluster.errors.LocalPeerProtocolError` (h11 ``_events.py`` style).
 
 :class:`FrameDecoder` is the sans-IO stream side: ``feed(bytes)`` returns the complete frames in
 it. A header that claims more than the cap is refused before the body is buffered; after a
 framing error the decoder stays failed (the connection must be closed).
+
+Version history: 1 — first release. 2 — a heartbeat ends with the sender's ``wgid`` and every
+gossiped peer entry (id, address) is followed by that peer's ``wgid``, so every node learns every
+peer's WireGuard identity (WireGuard management, ``wireguard.py``). A version-1 frame is refused
+with :class:`~onionfleet.cluster.errors.UnsupportedVersion` ("upgrade the older node").
 """
 
 from __future__ import annotations
 
 import enum
 import hashlib
+import ipaddress
 import re
 import struct
 from dataclasses import dataclass
@@ -64,6 +71,7 @@ __all__ = [
     "PeerAddress",
     "Role",
     "Term",
+    "WireGuardIdentity",
     "decode_body",
     "encode_body",
     "frame_sender",
@@ -71,7 +79,7 @@ __all__ = [
 ]
 
 MAGIC: Final = b"OF"
-PROTOCOL_VERSION: Final = 1
+PROTOCOL_VERSION: Final = 2
 FRAME_HEADER_BYTES: Final = 8
 MAC_BYTES: Final = 32
 # 64 KiB: a full heartbeat of 256 peers is ~20 kB and 20 intro points ~30 kB; anything bigger is
@@ -85,6 +93,8 @@ MAX_PEERS: Final = 512
 MAX_INTRO_ENTRIES: Final = 64
 MAX_REASON_BYTES: Final = 512
 MAX_ADDRESS_BYTES: Final = 255
+WG_KEY_BYTES: Final = 32
+MAX_TUNNEL_ADDRESS_BYTES: Final = 45  # the longest IPv6 text form
 MAX_PRIORITY: Final = 0xFFFF
 MAX_LEASE_MS: Final = 0xFFFFFFFF
 U64_MAX: Final = (1 << 64) - 1
@@ -181,23 +191,64 @@ class Term:
 NO_TERM: Final = Term(0, "")
 
 
+def _canonical_ip(value: str) -> bool:
+    if len(value) > MAX_TUNNEL_ADDRESS_BYTES or "%" in value:
+        return False  # no IPv6 scope ids: a tunnel address is global to the tunnel
+    try:
+        return str(ipaddress.ip_address(value)) == value
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class WireGuardIdentity:
+    """A node's WireGuard identity as gossiped (protocol version 2): its public key (the 32 raw
+    Curve25519 bytes ``wg pubkey`` prints in base64), the UDP ``endpoint`` (``host:port``) peers
+    should send to — empty if the node has none reachable (it then only dials out) — and its
+    ``tunnel_address``, the node's IP inside the tunnel in canonical text form (``10.77.0.2``),
+    which becomes the peer's ``allowed-ips`` host route (wireguard.py)."""
+
+    public_key: bytes
+    endpoint: str
+    tunnel_address: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.public_key, bytes) or len(self.public_key) != WG_KEY_BYTES:
+            raise LocalPeerProtocolError(f"a WireGuard public key is {WG_KEY_BYTES} bytes")
+        _check_text(self.endpoint, MAX_ADDRESS_BYTES, "WireGuard endpoint")
+        if not isinstance(self.tunnel_address, str) or not _canonical_ip(self.tunnel_address):
+            raise LocalPeerProtocolError(
+                f"WireGuard tunnel address {self.tunnel_address!r} is not an IP address in "
+                "canonical form (e.g. 10.77.0.2)"
+            )
+
+    def encoded_size(self) -> int:
+        return 1 + WG_KEY_BYTES + 2 + len(self.endpoint.encode("utf-8")) + len(self.tunnel_address)
+
+
 @dataclass(frozen=True, slots=True)
 class PeerAddress:
-    """A peer as gossiped in heartbeats: its node id and where to reach it."""
+    """A peer as gossiped in heartbeats: its node id, where to reach it and (version 2) its
+    WireGuard identity, if it has one."""
 
     node_id: str
     address: str
+    wireguard: WireGuardIdentity | None = None
 
     def __post_init__(self) -> None:
         check_node_id(self.node_id)
         _check_text(self.address, MAX_ADDRESS_BYTES, "peer address")
+        if self.wireguard is not None and not isinstance(self.wireguard, WireGuardIdentity):
+            raise LocalPeerProtocolError("wireguard must be a WireGuardIdentity or None")
 
     @classmethod
-    def _decoded(cls, node_id: str, address: str) -> PeerAddress:
+    def _decoded(cls, node_id: str, address: str, wireguard: WireGuardIdentity | None
+                 ) -> PeerAddress:
         # Decoder fast path: the caller has checked node_id; a str8 always fits the address.
         peer = object.__new__(cls)
         object.__setattr__(peer, "node_id", node_id)
         object.__setattr__(peer, "address", address)
+        object.__setattr__(peer, "wireguard", wireguard)
         return peer
 
 
@@ -264,7 +315,8 @@ class Heartbeat:
     ``term`` is the highest term the sender knows; with ``role == PUBLISHER`` it is the sender's
     own lease, valid for ``lease_ms`` after the receiver gets it (a local monotonic deadline).
     ``serving``/``health_reason`` are the sender's health verdict; ``intro_digest`` the digest of
-    its current intro-point set (empty: none yet); ``peers`` the peers it believes alive.
+    its current intro-point set (empty: none yet); ``peers`` the peers it believes alive;
+    ``wireguard`` the sender's own WireGuard identity (None: it runs no managed WireGuard).
     """
 
     address: str
@@ -277,6 +329,7 @@ class Heartbeat:
     draining: bool
     intro_digest: bytes
     peers: tuple[PeerAddress, ...]
+    wireguard: WireGuardIdentity | None = None
 
     def __post_init__(self) -> None:
         _check_text(self.address, MAX_ADDRESS_BYTES, "address")
@@ -295,6 +348,8 @@ class Heartbeat:
         for peer in self.peers:
             if not isinstance(peer, PeerAddress):
                 raise LocalPeerProtocolError("peers must hold PeerAddress values")
+        if self.wireguard is not None and not isinstance(self.wireguard, WireGuardIdentity):
+            raise LocalPeerProtocolError("wireguard must be a WireGuardIdentity or None")
 
 
 @dataclass(frozen=True, slots=True)
@@ -397,6 +452,12 @@ def _digest(value: bytes) -> bytes:
     return _U8.pack(len(value)) + value
 
 
+def _wgid(wg: WireGuardIdentity | None) -> bytes:
+    if wg is None:
+        return b"\x00"
+    return b"\x01" + wg.public_key + _str8(wg.endpoint) + _str8(wg.tunnel_address)
+
+
 def _encode_intro_set(intro: IntroPointSet) -> bytes:
     parts = [_U8.pack(len(intro.entries))]
     for entry in intro.entries:
@@ -426,6 +487,8 @@ def _encode_payload(message: Message) -> bytes:
         for peer in message.peers:
             parts.append(_str8(peer.node_id))
             parts.append(_str8(peer.address))
+            parts.append(_wgid(peer.wireguard))
+        parts.append(_wgid(message.wireguard))
         return b"".join(parts)
     if isinstance(message, Hello):
         return _str8(message.address)
@@ -523,15 +586,25 @@ class _Reader:
     def digest(self, what: str) -> bytes:
         return self.take(self.u8(what), what)
 
+    def wgid(self) -> WireGuardIdentity | None:
+        if not self.flag("WireGuard identity presence"):
+            return None
+        public_key = self.take(WG_KEY_BYTES, "WireGuard public key")
+        endpoint = self.str8("WireGuard endpoint")
+        tunnel = self.str8("WireGuard tunnel address")
+        if not _canonical_ip(tunnel):
+            raise MalformedFrame(f"WireGuard tunnel address {tunnel!r} is not a canonical IP")
+        return WireGuardIdentity(public_key, endpoint, tunnel)
+
     def peers(self, count: int) -> tuple[PeerAddress, ...]:
         # Hot path (every heartbeat carries the whole peer list): inlined str8 reads.
         buf = self._buf
-        pos = self._pos
         size = len(buf)
         match = _NODE_ID_RE.fullmatch
         out = []
         try:
             for _ in range(count):
+                pos = self._pos
                 end = pos + 1 + buf[pos]
                 if end > size:
                     raise MalformedFrame("frame truncated inside peer id")
@@ -541,12 +614,20 @@ class _Reader:
                 pos = end + 1 + buf[end]
                 if pos > size:
                     raise MalformedFrame("frame truncated inside peer address")
-                out.append(PeerAddress._decoded(node_id, buf[end + 1 : pos].decode("utf-8")))
+                address = buf[end + 1 : pos].decode("utf-8")
+                if pos >= size:
+                    raise MalformedFrame("frame truncated inside a peer's WireGuard identity")
+                if buf[pos] == 0:
+                    self._pos = pos + 1
+                    wireguard = None
+                else:
+                    self._pos = pos
+                    wireguard = self.wgid()
+                out.append(PeerAddress._decoded(node_id, address, wireguard))
         except IndexError:
             raise MalformedFrame("frame truncated inside the peer list") from None
         except UnicodeDecodeError as exc:
             raise MalformedFrame("a peer id or address is not valid UTF-8") from exc
-        self._pos = pos
         return tuple(out)
 
     def end(self) -> None:
@@ -580,9 +661,10 @@ def _decode_payload(kind: int, r: _Reader) -> Message:
         if count > MAX_PEERS:
             raise MalformedFrame(f"{count} peers; the limit is {MAX_PEERS}")
         peers = r.peers(count)
+        wireguard = r.wgid()
         message = Heartbeat(
             address, priority, Role(role_value), term, lease_ms, serving, reason, draining,
-            digest, peers,
+            digest, peers, wireguard,
         )
     elif kind == MessageType.HELLO:
         message = Hello(r.str8("address"))

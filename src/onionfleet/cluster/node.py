@@ -91,6 +91,7 @@ class ClusterNode:
         self._intro: IntroPointSet | None = None
         self._intro_digest = b""
         self._next_heartbeat = now
+        self._last_tick = float("-inf")
         self._started = False
         self._skew_logged: dict[str, float] = {}
         self._remembered = tuple(a for a in remembered_peers if a not in settings.seeds)
@@ -159,8 +160,10 @@ class ClusterNode:
         if member_due is not None:
             due = min(due, member_due)
         if not self.election.is_publisher:
+            # The claim time counts until a tick has run at or after it: an adapter whose timer
+            # fires a little late must still tick then, not one heartbeat later.
             claim_at = self.election.lease_deadline + self.settings.lease_grace_s
-            if claim_at > self._clock.monotonic():
+            if claim_at > self._last_tick:
                 due = min(due, claim_at)
         return due
 
@@ -177,6 +180,7 @@ class ClusterNode:
         if self._left or not self._started:
             return []
         now = self._clock.monotonic()
+        self._last_tick = now
         actions, forgotten = self.membership.expire(now)
         for node_id in forgotten:
             self._guard.forget(node_id)
@@ -345,6 +349,7 @@ class ClusterNode:
             draining=self._draining,
             intro_digest=self._intro_digest,
             peers=self.membership.gossip(),
+            wireguard=s.wireguard,
         )
 
     def _broadcast(self, message: Message, *, live_only: bool = False) -> list[Action]:

@@ -5,7 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from onionfleet.cluster.errors import LocalPeerProtocolError
-from onionfleet.cluster.messages import MAX_ADDRESS_BYTES, MAX_PRIORITY, check_node_id
+from onionfleet.cluster.messages import (
+    MAX_ADDRESS_BYTES,
+    MAX_PRIORITY,
+    WireGuardIdentity,
+    check_node_id,
+)
 from onionfleet.errors import ConfigError
 
 __all__ = ["ClusterSettings"]
@@ -24,6 +29,8 @@ class ClusterSettings:
       lease lapsed. ``handover_delay_s`` (default: one heartbeat interval) is how long a better
       candidate must have been alive, serving and not draining before the incumbent hands over.
     * ``seeds`` are peer addresses to say Hello to until a live peer is known there (join).
+    * ``wireguard`` is this node's WireGuard identity, sent in every heartbeat (config
+      ``[wireguard]`` with ``manage = true``); None: the node announces none.
     """
 
     node_id: str
@@ -37,6 +44,7 @@ class ClusterSettings:
     forget_after_s: float = 60.0
     max_clock_skew_s: float = 30.0
     seeds: tuple[str, ...] = ()
+    wireguard: WireGuardIdentity | None = None
 
     def __post_init__(self) -> None:
         try:

@@ -14,6 +14,9 @@ this layer only moves bytes. Rules (STYLE §2):
 * **Framing errors close the connection**, counted in ``node.rejects``; per-frame rejections
   (MAC, replay, skew) are counted by the node and the connection survives.
 * Every network await sits under ``asyncio.timeout``; every task belongs to ``run``'s TaskGroup.
+* **Dialing is pluggable** (``dial=``): :func:`tcp_dial` by default; the Tor transport passes
+  :func:`onionfleet.cluster.tor_transport.socks_dialer` and advertises ``<peer onion>:<port>``.
+  Everything else (framing, auth, one connection per pair, backoff) is this class.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import contextlib
 import logging
 import random
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from onionfleet.clock import Clock
 from onionfleet.cluster.actions import Action, FrameRejected, SendTo
@@ -32,7 +35,7 @@ from onionfleet.cluster.messages import FrameDecoder, frame_sender
 from onionfleet.cluster.node import ClusterNode
 from onionfleet.errors import ConfigError
 
-__all__ = ["TcpTransport", "split_address"]
+__all__ = ["Dialer", "TcpTransport", "split_address", "tcp_dial"]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +51,19 @@ def split_address(address: str) -> tuple[str, int]:
         raise ConfigError(f"peer address {address!r} is not host:port",
                           key_path="cluster.peers", fix='write it like "10.77.0.2:7800"')
     return host, int(port_text)
+
+
+Dialer = Callable[[str, float], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
+"""``dial(address, timeout_s)``: open a stream to a peer's advertised address; raises OSError,
+TimeoutError or ConfigError (the transport then backs off and retries)."""
+
+
+async def tcp_dial(address: str, timeout_s: float
+                   ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Plain TCP to ``host:port``."""
+    host, port = split_address(address)
+    async with asyncio.timeout(timeout_s):
+        return await asyncio.open_connection(host, port)
 
 
 class _Link:
@@ -96,8 +112,10 @@ class TcpTransport:
         backoff_initial_s: float = 0.5,
         backoff_max_s: float = 30.0,
         queue_frames: int = 128,
+        dial: Dialer = tcp_dial,
     ) -> None:
         self.node = node
+        self._dial = dial
         self._clock = clock
         self._host = listen_host
         self._port = listen_port
@@ -198,9 +216,7 @@ class TcpTransport:
                     return
                 if link.writer is None:
                     try:
-                        host, port = split_address(link.address)
-                        async with asyncio.timeout(self._connect_timeout_s):
-                            reader, writer = await asyncio.open_connection(host, port)
+                        reader, writer = await self._dial(link.address, self._connect_timeout_s)
                     except (OSError, TimeoutError, ConfigError) as exc:
                         log.debug("cannot reach peer %s (%s); retrying in %.1fs",
                                   link.address, exc, backoff)

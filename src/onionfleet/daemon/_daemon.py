@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import random
@@ -44,8 +45,16 @@ from onionfleet.cluster import (
     PeerLeft,
     StepDown,
 )
+from onionfleet.cluster.errors import ClusterError
 from onionfleet.cluster.membership import PeerStatus
-from onionfleet.cluster.transport import TcpTransport, split_address
+from onionfleet.cluster.messages import WireGuardIdentity
+from onionfleet.cluster.tor_transport import (
+    ensure_peer_onion_key,
+    peer_tor_settings,
+    socks_dialer,
+)
+from onionfleet.cluster.transport import Dialer, TcpTransport, split_address, tcp_dial
+from onionfleet.cluster.wgsync import WireGuardSync, own_wireguard_identity
 from onionfleet.config import NodeConfig
 from onionfleet.daemon import wiring
 from onionfleet.daemon.descriptor_check import fetch_current_descriptor
@@ -92,7 +101,7 @@ from onionfleet.tor.consensus_watch import ConsensusWatcher
 from onionfleet.tor.controller import TorController
 from onionfleet.tor.errors import TorError
 from onionfleet.tor.events import BootstrapStatus
-from onionfleet.tor.process import ManagedTor, wait_for_bootstrap
+from onionfleet.tor.process import ManagedTor, render_torrc, wait_for_bootstrap
 
 __all__ = ["Daemon", "DaemonError"]
 
@@ -156,10 +165,13 @@ class Daemon:
         self._watcher: OwnIntroPointWatcher | None = None
         self._cluster: ClusterNode | None = None
         self._transport: TcpTransport | None = None
+        self._peer_tor: ManagedTor | None = None  # [cluster] transport = "tor"
+        self._wg_sync: WireGuardSync | None = None  # [wireguard] manage = true
         self._mode = ModeMachine(
             single_node_grace_s=cfg.publish.single_node_grace_s, now=clock.monotonic()
         )
         self._tor_publishes: bool | None = None
+        self._tor_publishes_generation = 0
         self._master_key: HsIdExpandedSecretKey | None = None
         self._publisher: Publisher | None = None
         self._publisher_task: asyncio.Task[None] | None = None
@@ -347,7 +359,12 @@ class Daemon:
             proxy=proxy_report(snapshot),
             targets=targets,
         )
-        return doc.to_dict()
+        out = doc.to_dict()
+        if self._wg_sync is not None and out.get("cluster") is not None:
+            # Seconds since the last WireGuard handshake per peer (None: never); readers that
+            # do not know the key ignore it (observability/status.py).
+            out["cluster"]["wireguard_handshake_age_s"] = self._wg_sync.handshake_ages()
+        return out
 
     # ------------------------------------------------------------------ start-up
 
@@ -541,6 +558,16 @@ class Daemon:
         advertise = cfg.cluster.advertise or f"{listen.host}:{listen.port}"
         for peer in cfg.cluster.peers:
             split_address(peer)
+        dial: Dialer = tcp_dial
+        if cfg.cluster.transport == "tor":
+            advertise, dial = await self._start_peer_tor(tg, listen.host, listen.port)
+        wireguard: WireGuardIdentity | None = None
+        wg = cfg.wireguard
+        if wg is not None and wg.manage and wg.private_key_file and wg.address:
+            try:
+                wireguard = own_wireguard_identity(wg.private_key_file, wg.address, wg.endpoint)
+            except ClusterError as exc:
+                raise DaemonError(f"[wireguard] {exc}") from exc
         settings = ClusterSettings(
             node_id=cfg.node.id,
             address=advertise,
@@ -555,6 +582,7 @@ class Daemon:
                 cfg.cluster.dead_after * cfg.cluster.heartbeat_interval_s * 4,
             ),
             seeds=tuple(p for p in cfg.cluster.peers if p != advertise),
+            wireguard=wireguard,
         )
         mac_key = ClusterToken.from_text(token.reveal()).derive_mac_key()
         self._cluster = ClusterNode(
@@ -574,9 +602,45 @@ class Daemon:
             listen_port=listen.port,
             rng=self._rng,
             on_event=self._on_cluster_event,
+            dial=dial,
+            connect_timeout_s=5.0 if dial is tcp_dial else 60.0,
         )
         self.metrics.watch_peer_rejects(self._cluster.rejects.as_dict)
         await self._start(tg, "peer transport", self._transport.run, 10.0)
+        if wireguard is not None and wg is not None and wg.address is not None:
+            # Adds/removes the wg peers gossip announces (cluster/wireguard.py rules); the
+            # interface itself is the operator's (docs/cluster-setup.md).
+            self._wg_sync = WireGuardSync(
+                interface=wg.interface, own=wireguard, tunnel_network=wg.address,
+                peers=self._cluster.peers, clock=self._clock,
+            )
+            await self._start(tg, "wireguard peer sync", self._wg_sync.run, 15.0)
+
+    async def _start_peer_tor(self, tg: asyncio.TaskGroup, host: str, port: int
+                              ) -> tuple[str, Dialer]:
+        """``[cluster] transport = "tor"``: a peer tor with the peer onion service (its own key,
+        made on first start in ``<data_dir>/peer-tor/peer-onion``) → ``127.0.0.1:<port>``,
+        dialing through its SOCKS port. A separate tor because PublishHidServDescriptors 0 is
+        global (cluster/tor_transport.py)."""
+        if host not in ("127.0.0.1", "localhost"):
+            raise DaemonError(
+                '[cluster] transport = "tor" needs listen = "127.0.0.1:PORT": the peer onion '
+                "service forwards there"
+            )
+        cfg = self.cfg
+        settings = peer_tor_settings(
+            cfg.node.data_dir, listen_port=port, socks_port=_free_loopback_port(),
+            tor_binary=cfg.tor.binary, extra_lines=cfg.tor.extra_torrc,
+            start_timeout_s=min(60.0, cfg.tor.bootstrap_timeout_s),
+        )
+        try:
+            onion = ensure_peer_onion_key(settings, self._token_bytes)
+        except ClusterError as exc:
+            raise DaemonError(f"peer tor: {exc}") from exc
+        self._peer_tor = ManagedTor(settings)
+        await self._start(tg, "peer tor", self._peer_tor.run, self.options.start_timeout_s)
+        log.info("peers reach this node at its peer onion service on port %d", port)
+        return f"{onion}:{port}", socks_dialer(settings.socks_port or 0)
 
     # ------------------------------------------------------------------ events
 
@@ -712,11 +776,36 @@ class Daemon:
             )
 
     async def _set_tor_publishing(self, on: bool) -> None:
-        if self._tor_publishes is on or self.controller is None or not self.controller.connected:
+        controller = self.controller
+        if controller is None or not controller.connected:
             return
-        await self.controller.set_conf({"PublishHidServDescriptors": "1" if on else "0"})
+        # A tor that restarted (managed: crash and restart; attach: the operator's restart)
+        # starts from its torrc, whatever we set before: set it again on every new connection.
+        if self._tor_publishes is on and self._tor_publishes_generation == controller.generation:
+            return
+        await controller.set_conf({"PublishHidServDescriptors": "1" if on else "0"})
+        if self._tor_publishes is not on:
+            log.info("tor's own descriptor publishing %s", "on" if on else "off")
         self._tor_publishes = on
-        log.info("tor's own descriptor publishing %s", "on" if on else "off")
+        self._tor_publishes_generation = controller.generation
+        self._keep_managed_torrc(on)
+
+    def _keep_managed_torrc(self, publish: bool) -> None:
+        """Make a restarted managed tor start in the current mode: in multi-node mode a tor that
+        restarts with ``PublishHidServDescriptors 1`` would upload its own descriptor (only its
+        own intro points) over the merged one before we could turn that off again."""
+        managed = self._managed_tor
+        if managed is None or managed.settings.publish_descriptors is publish:
+            return
+        managed.settings = dataclasses.replace(managed.settings, publish_descriptors=publish)
+        try:
+            managed.settings.torrc_path.write_text(
+                render_torrc(managed.settings, owner_pid=os.getpid())
+            )
+        except OSError as exc:
+            log.warning(
+                "cannot rewrite tor's torrc %s: %s", managed.settings.torrc_path, exc.strerror
+            )
 
     def _start_publisher(self) -> None:
         tg = self._tg
@@ -817,6 +906,8 @@ class Daemon:
             self.controller.close()
         if self._managed_tor is not None:
             await self._managed_tor.stop()
+        if self._peer_tor is not None:
+            await self._peer_tor.stop()
 
 
 class _Stopped(Exception):

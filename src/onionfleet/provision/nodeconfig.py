@@ -120,6 +120,7 @@ class WireGuardSpec:
     address: str
     listen_port: int
     private_key_file: Path
+    endpoint: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +211,8 @@ def render_node_config(spec: NodeSpec, *, comment: str) -> str:
             f"address = {toml_string(wg.address)}",
             f"listen_port = {wg.listen_port}",
             f"private_key_file = {toml_string(str(wg.private_key_file))}",
-            "",
         ]
+        if wg.endpoint is not None:
+            lines.append(f"endpoint = {toml_string(wg.endpoint)}")
+        lines.append("")
     return "\n".join(lines)

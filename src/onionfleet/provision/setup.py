@@ -389,7 +389,9 @@ def init_cluster(req: InitRequest, token_bytes: TokenBytes) -> ProvisionResult:
     if req.wireguard is not None and wg_port is not None:
         wg_public, wg_files = _write_wireguard(paths, token_bytes)
         files += wg_files
-        wg_spec = WireGuardSpec(req.wireguard.address, wg_port, paths.wg_private_key)
+        wg_spec = WireGuardSpec(
+            req.wireguard.address, wg_port, paths.wg_private_key, req.wireguard.endpoint
+        )
 
     cluster_id = generate_cluster_id(token_bytes)
     spec = NodeSpec(
@@ -542,7 +544,9 @@ def join_cluster(req: JoinRequest, token_bytes: TokenBytes) -> ProvisionResult:
     if req.wireguard is not None and wg_port is not None:
         wg_public, wg_files = _write_wireguard(paths, token_bytes)
         files += wg_files
-        wg_spec = WireGuardSpec(req.wireguard.address, wg_port, paths.wg_private_key)
+        wg_spec = WireGuardSpec(
+            req.wireguard.address, wg_port, paths.wg_private_key, req.wireguard.endpoint
+        )
 
     spec = NodeSpec(
         node_id=req.node_id,

@@ -12,11 +12,13 @@ health probes go to the target directly, never through a node's proxy, so they d
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
 import secrets
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -31,10 +33,17 @@ from onionfleet.testnet._http import StaticHttpServer
 from onionfleet.testnet._ports import probe_free_port as free_port
 from onionfleet.testnet._process import Spawner, kill_process, stop_process
 from onionfleet.testnet._socks import http_get_via_socks
-from onionfleet.testnet.errors import TestnetError
+from onionfleet.testnet.errors import SocksReplyError, TestnetError
 from onionfleet.testnet.network import TestNetwork, TorInstance
 
-__all__ = ["ClusterFetch", "LocalCluster", "LocalNode"]
+__all__ = [
+    "ClusterFetch",
+    "ContinuousFetcher",
+    "LocalCluster",
+    "LocalNode",
+    "PublishSnapshot",
+    "summarize_fetches",
+]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +57,10 @@ class ClusterFetch:
     node: str | None
     seconds: float
     error: str | None = None
+    #: the SOCKS5 reply code when tor refused the request (0xF0: descriptor not found …)
+    reply_code: int | None = None
+    #: wall-clock time the request started
+    started_wall: float = 0.0
 
 
 class LocalNode:
@@ -112,6 +125,49 @@ class LocalNode:
             return ""
         return "\n".join(text.splitlines()[-lines:])
 
+    @property
+    def tor_control_socket(self) -> Path:
+        """The managed tor's control socket (cookie authentication, cookie in its data dir)."""
+        return self.data_dir / "tor" / "control.sock"
+
+    def tor_pid(self) -> int | None:
+        """The pid of the node's managed tor (a child process named ``tor``), if it runs."""
+        pid = self.pid
+        if pid is None or not self.is_running():
+            return None
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            # "<pid> (<comm>) <state> <ppid> …": comm may hold spaces, so split after ")"
+            comm = stat[stat.find("(") + 1 : stat.rfind(")")]
+            fields = stat[stat.rfind(")") + 2 :].split()
+            if comm == "tor" and len(fields) > 1 and int(fields[1]) == pid:
+                return int(entry.name)
+        return None
+
+    def kill_tor(self) -> int:
+        """kill -9 the node's tor (the daemon restarts it with new intro points); its old pid."""
+        tor = self.tor_pid()
+        if tor is None:
+            raise TestnetError(f"node {self.name} has no running tor child to kill")
+        os.kill(tor, 9)
+        return tor
+
+    def metrics_text(self, timeout_s: float = 5.0) -> str | None:
+        """The node's Prometheus text (``/metrics`` on its status socket), or None."""
+        if not self.is_running() or not self.status_socket.exists():
+            return None
+        try:
+            return StatusClient(
+                Endpoint(unix_path=self.status_socket), timeout_s=timeout_s
+            ).get_metrics()
+        except ObservabilityError:
+            return None
+
 
 class LocalCluster:
     """``nodes`` onionfleet nodes behind one master address on ``net``.
@@ -138,6 +194,7 @@ class LocalCluster:
         names: Sequence[str] | None = None,
         prefix: str = "",
         progress: Callable[[str], None] | None = None,
+        pow_defenses: bool = False,
     ) -> None:
         if prefix and not prefix.isalnum():
             raise TestnetError(
@@ -156,6 +213,7 @@ class LocalCluster:
         self._single_grace = single_node_grace_s
         self._health_interval = health_interval_s
         self._extra = tuple(extra_tor_lines)
+        self._pow = pow_defenses
         self._progress = progress or (lambda _m: None)
         self.prefix = prefix
         self._spawner = Spawner()
@@ -164,11 +222,19 @@ class LocalCluster:
         self.target: TorInstance | None = None
         self.client: TorInstance | None = None
         self.master_address: str = ""
-        self._fetches = 0
+        self._fetch_ids = itertools.count(1)
 
     # ------------------------------------------------------------------ lifecycle
 
-    def start(self, *, timeout_s: float = 180.0, wait_serving: bool = True) -> None:
+    def start(
+        self,
+        *,
+        timeout_s: float = 180.0,
+        wait_serving: bool = True,
+        initial_nodes: int | None = None,
+    ) -> None:
+        """Start the target, the client and the nodes (only the first ``initial_nodes`` of them
+        if given: start the others later with ``node(name).start()``)."""
         self.root.mkdir(parents=True, exist_ok=True)
         self._progress("starting the target web page and its onion service")
         self.target_http = StaticHttpServer(self.page)
@@ -203,12 +269,13 @@ class LocalCluster:
                 encoding="utf-8",
             )
             self.nodes.append(LocalNode(self, name, i, config))
-        for node in self.nodes:
+        first = self.nodes if initial_nodes is None else self.nodes[:initial_nodes]
+        for node in first:
             self._progress(f"starting {node.name}")
             node.start()
         if wait_serving:
             self.wait_for(
-                lambda: all(self._serving(n) for n in self.nodes),
+                lambda: all(self._serving(n) for n in first),
                 timeout_s=timeout_s,
                 what="every node serving (tor bootstrapped, intro points, healthy target)",
             )
@@ -253,6 +320,7 @@ class LocalCluster:
                 "[tor]",
                 f"extra_torrc = {json.dumps(extra)}",
                 "bootstrap_timeout_s = 120",
+                f"pow_defenses = {'true' if self._pow else 'false'}",
                 "[target]",
                 f"onion_address = {json.dumps(target)}",
                 "port = 80",
@@ -314,28 +382,38 @@ class LocalCluster:
                 raise TestnetError(f"timed out after {timeout_s:g} s waiting for {what}\n{tails}")
             time.sleep(poll_s)
 
-    def fetch(self, *, timeout_s: float = 30.0) -> ClusterFetch:
-        """GET the master address on a fresh circuit; say which node served it."""
+    def fetch(self, *, timeout_s: float = 30.0, attribute: bool = True) -> ClusterFetch:
+        """GET the master address on a fresh circuit; say which node served it (only with
+        ``attribute`` and when no other request runs at the same time)."""
         if self.client is None or self.client.socks_port is None:
             raise TestnetError("the cluster has no client (call start first)")
-        self._fetches += 1
-        before = self._accepted()
+        number = next(self._fetch_ids)
+        before = self._accepted() if attribute else {}
         start = time.monotonic()
+        wall = time.time()
         try:
             code, body = http_get_via_socks(
                 self.client.socks_port,
                 f"http://{self.master_address}/",
-                isolation=f"fetch-{os.getpid()}-{self._fetches}",
+                isolation=f"fetch-{os.getpid()}-{number}",
                 timeout_s=timeout_s,
             )
+        except SocksReplyError as exc:
+            return ClusterFetch(
+                False, None, None, time.monotonic() - start, str(exc), exc.reply_code, wall
+            )
         except TestnetError as exc:
-            return ClusterFetch(False, None, None, time.monotonic() - start, str(exc))
+            return ClusterFetch(False, None, None, time.monotonic() - start, str(exc), None, wall)
         seconds = time.monotonic() - start
-        after = self._accepted()
-        served = [n for n in after if after[n] > before.get(n, after[n])]
-        node = served[0] if len(served) == 1 else None
+        node = None
+        if attribute:
+            after = self._accepted()
+            served = [n for n in after if after[n] > before.get(n, after[n])]
+            node = served[0] if len(served) == 1 else None
         ok = code == 200 and body == self.page
-        return ClusterFetch(ok, code, node, seconds, None if ok else f"HTTP {code}")
+        return ClusterFetch(
+            ok, code, node, seconds, None if ok else f"HTTP {code}", started_wall=wall
+        )
 
     def _accepted(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -349,3 +427,160 @@ class LocalCluster:
     def _serving(node: LocalNode) -> bool:
         doc = node.status()
         return bool(doc is not None and doc["node"]["serving"])
+
+    # ------------------------------------------------------------------ publisher view
+
+    def publish_snapshot(self) -> PublishSnapshot | None:
+        """What the current publisher (role publisher, multi mode) says it published last."""
+        for name, doc in self.statuses().items():
+            if doc is None or doc["node"]["role"] != "publisher" or doc["node"]["mode"] != "multi":
+                continue
+            snap = PublishSnapshot.from_status(name, doc)
+            if snap is not None:
+                return snap
+        return None
+
+    def wait_uploaded(
+        self,
+        *,
+        since_wall: float,
+        check: Callable[[PublishSnapshot], bool] = lambda _s: True,
+        timeout_s: float,
+        what: str,
+        poll_s: float = 0.2,
+    ) -> tuple[PublishSnapshot, float]:
+        """Wait for a publish made at or after ``since_wall`` whose two descriptors reached
+        every responsible HSDir and that satisfies ``check``; return it and the wall time it
+        was seen (polled every ``poll_s``). TestnetError on timeout."""
+        found: list[PublishSnapshot] = []
+
+        def probe() -> bool:
+            snap = self.publish_snapshot()
+            if (
+                snap is not None
+                and snap.last_publish_wall is not None
+                and snap.last_publish_wall >= since_wall
+                and snap.all_uploaded
+                and check(snap)
+            ):
+                found.append(snap)
+                return True
+            return False
+
+        self.wait_for(probe, timeout_s=timeout_s, what=what, poll_s=poll_s)
+        return found[-1], time.time()
+
+
+@dataclass(frozen=True, slots=True)
+class PublishSnapshot:
+    """The publisher section of one node's ``/status``: its last publish of both descriptors."""
+
+    publisher: str
+    publishes: int
+    last_publish_wall: float | None
+    reasons: tuple[str, ...]
+    per_node: dict[str, int]
+    #: one dict per descriptor: label, time_period, revision_counter, intro_points, uploaded,
+    #: responsible, verification (the status document's ``DescriptorReport`` fields)
+    descriptors: tuple[dict[str, Any], ...]
+
+    @classmethod
+    def from_status(cls, name: str, doc: dict[str, Any]) -> PublishSnapshot | None:
+        pub = doc.get("publisher")
+        if not pub or pub.get("last_publish_wall") is None:
+            return None
+        return cls(
+            publisher=name,
+            publishes=int(pub["publishes"]),
+            last_publish_wall=pub["last_publish_wall"],
+            reasons=tuple(pub.get("last_publish_reasons", ())),
+            per_node=dict(pub.get("intro_points_per_node", {})),
+            descriptors=tuple(pub.get("descriptors", ())),
+        )
+
+    @property
+    def all_uploaded(self) -> bool:
+        """Both descriptors reached every responsible HSDir (HS_DESC UPLOADED from each)."""
+        return len(self.descriptors) == 2 and all(
+            d["responsible"] > 0 and d["uploaded"] == d["responsible"] for d in self.descriptors
+        )
+
+    def descriptor(self, label: str) -> dict[str, Any] | None:
+        for d in self.descriptors:
+            if d["label"] == label:
+                return d
+        return None
+
+
+class ContinuousFetcher:
+    """Background threads (``workers``) fetching the master address on fresh circuits, one
+    request at a time each, until :meth:`stop`. ``results`` holds every :class:`ClusterFetch`
+    (a thread-safe copy)."""
+
+    def __init__(
+        self,
+        cluster: LocalCluster,
+        *,
+        pause_s: float = 0.2,
+        timeout_s: float = 30.0,
+        workers: int = 1,
+    ) -> None:
+        self._cluster = cluster
+        self._pause = pause_s
+        self._timeout = timeout_s
+        self._lock = threading.Lock()
+        self._results: list[ClusterFetch] = []
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._run, name=f"continuous-fetch-{i}", daemon=True)
+            for i in range(max(1, workers))
+        ]
+
+    def start(self) -> ContinuousFetcher:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def stop(self) -> list[ClusterFetch]:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=self._timeout + 5.0)
+        return self.results
+
+    def __enter__(self) -> ContinuousFetcher:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def results(self) -> list[ClusterFetch]:
+        with self._lock:
+            return list(self._results)
+
+    def since(self, wall: float) -> list[ClusterFetch]:
+        return [r for r in self.results if r.started_wall >= wall]
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            result = self._cluster.fetch(timeout_s=self._timeout, attribute=False)
+            with self._lock:
+                self._results.append(result)
+            if not result.ok:
+                log.info("continuous fetch failed: %s", result.error)
+            self._stop.wait(self._pause)
+
+
+def summarize_fetches(results: Sequence[ClusterFetch]) -> str:
+    """``N ok / M`` plus the failures grouped by error."""
+    ok = sum(r.ok for r in results)
+    errors: dict[str, int] = {}
+    for r in results:
+        if not r.ok:
+            key = f"0x{r.reply_code:02X}" if r.reply_code is not None else (r.error or "?")[:80]
+            errors[key] = errors.get(key, 0) + 1
+    extra = f" (failures: {errors})" if errors else ""
+    took = sorted(r.seconds for r in results if r.ok)
+    if took:
+        extra += f"; ok requests took median {took[len(took) // 2]:.2f} s, max {took[-1]:.2f} s"
+    return f"{ok} ok / {len(results)}{extra}"

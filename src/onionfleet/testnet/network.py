@@ -309,7 +309,7 @@ class TestNetwork:
             raise TestnetError(f"voting interval must be at least 10 s, got {voting_interval_s}")
         self._root_given = root_dir is not None
         self.root_dir = (
-            Path(root_dir)
+            Path(root_dir).resolve()  # tor runs in its data dir: relative paths would double
             if root_dir is not None
             else Path(tempfile.mkdtemp(prefix="onionfleet-testnet-"))
         )

@@ -12,7 +12,14 @@ from onionfleet.cluster.actions import (
     PeerUpdated,
 )
 from onionfleet.cluster.membership import Membership, PeerRecord, PeerStatus
-from onionfleet.cluster.messages import Heartbeat, IntroPointSet, PeerAddress, Role, Term
+from onionfleet.cluster.messages import (
+    Heartbeat,
+    IntroPointSet,
+    PeerAddress,
+    Role,
+    Term,
+    WireGuardIdentity,
+)
 from onionfleet.cluster.settings import ClusterSettings
 
 S = ClusterSettings(node_id="me", address="me:1", forget_after_s=60.0)
@@ -123,3 +130,22 @@ def test_gossip_of_a_huge_cluster_rotates_and_stays_under_the_cap() -> None:
         assert sum(2 + len(p.node_id) + len(p.address) for p in batch) <= GOSSIP_MAX_BYTES
         seen |= {p.node_id for p in batch}
     assert len(seen) == 600
+
+
+def test_wireguard_identities_spread_by_gossip_and_the_peer_itself_is_the_authority() -> None:
+    m = Membership(S)
+    gossiped = WireGuardIdentity(b"\x02" * 32, "192.0.2.2:51820", "10.77.0.2")
+    assert m.learn(PeerAddress("q", "10.77.0.2:7420", gossiped), now=0.0) is True
+    assert m.views()[0].wireguard == gossiped  # known before we ever heard q
+    newer = WireGuardIdentity(b"\x03" * 32, "192.0.2.2:51820", "10.77.0.2")
+    m.learn(PeerAddress("q", "10.77.0.2:7420", newer), now=0.5)
+    assert m.views()[0].wireguard == newer  # not heard yet: gossip may update it
+    record, _ = m.heard("q", BOOT1, "10.77.0.2:7420", now=1.0)
+    assert record is not None
+    own = WireGuardIdentity(b"\x04" * 32, "", "10.77.0.2")
+    beat = Heartbeat("10.77.0.2:7420", 3, Role.FOLLOWER, Term(0, ""), 6000, True, "", False,
+                     b"", (), own)
+    m.apply_heartbeat(record, beat, now=1.0)
+    m.learn(PeerAddress("q", "10.77.0.2:7420", gossiped), now=1.5)
+    assert m.views()[0].wireguard == own  # alive: only its own heartbeats change it
+    assert PeerAddress("q", "10.77.0.2:7420", own) in m.gossip()

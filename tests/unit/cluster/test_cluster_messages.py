@@ -20,6 +20,7 @@ from onionfleet.cluster.messages import (
     MAC_BYTES,
     MAX_BODY_BYTES,
     MAX_FRAME_BYTES,
+    PROTOCOL_VERSION,
     Drain,
     Envelope,
     FrameDecoder,
@@ -35,6 +36,7 @@ from onionfleet.cluster.messages import (
     PeerAddress,
     Role,
     Term,
+    WireGuardIdentity,
     decode_body,
     encode_body,
     encode_header,
@@ -57,6 +59,25 @@ SIMPLE_CASES: list[Message] = [
         draining=False,
         intro_digest=INTRO.digest(),
         peers=(PeerAddress("node-b", "10.0.0.2:7800"), PeerAddress("node-c", "[fd00::3]:7800")),
+    ),
+    Heartbeat(
+        address="10.77.0.1:7420",
+        priority=5,
+        role=Role.FOLLOWER,
+        term=Term(3, "node-a"),
+        lease_ms=6000,
+        serving=True,
+        health_reason="",
+        draining=False,
+        intro_digest=b"",
+        peers=(
+            PeerAddress("node-b", "10.77.0.2:7420",
+                        WireGuardIdentity(b"\x02" * 32, "192.0.2.2:51820", "10.77.0.2")),
+            PeerAddress("node-c", "10.77.0.3:7420",
+                        WireGuardIdentity(b"\x03" * 32, "", "fd00::3")),
+            PeerAddress("node-d", "10.77.0.4:7420"),
+        ),
+        wireguard=WireGuardIdentity(b"\x01" * 32, "192.0.2.1:51820", "10.77.0.1"),
     ),
     Heartbeat(
         address="x",
@@ -142,6 +163,12 @@ def test_invalid_decoded_field_is_remote_error() -> None:
         lambda: IntroPointSet(tuple(b"x" for _ in range(65))),
         lambda: LeaseRelease(Term(0, ""), "b"),
         lambda: LeaseRelease(Term(1, "a"), "not valid"),
+        lambda: WireGuardIdentity(b"\x00" * 31, "", "10.0.0.1"),
+        lambda: WireGuardIdentity(b"\x00" * 32, "", "10.0.0.01"),
+        lambda: WireGuardIdentity(b"\x00" * 32, "", "FD00::1"),
+        lambda: WireGuardIdentity(b"\x00" * 32, "", "fe80::1%eth0"),
+        lambda: WireGuardIdentity(b"\x00" * 32, "x" * 256, "10.0.0.1"),
+        lambda: PeerAddress("a", "x", "key"),  # type: ignore[arg-type]
     ],
 )
 def test_constructors_validate_locally(build: object) -> None:
@@ -193,7 +220,7 @@ def test_decoder_returns_many_frames_from_one_chunk() -> None:
 
 def test_decoder_refuses_oversized_header_before_body() -> None:
     decoder = FrameDecoder()
-    header = struct.pack(">2sBBI", b"OF", 1, MessageType.HELLO, MAX_FRAME_BYTES)
+    header = struct.pack(">2sBBI", b"OF", PROTOCOL_VERSION, MessageType.HELLO, MAX_FRAME_BYTES)
     with pytest.raises(FrameTooLarge) as info:
         decoder.feed(header)  # only the 8 header bytes: refused without waiting for the body
     assert info.value.reason is RejectReason.TOO_LARGE
@@ -214,10 +241,11 @@ def test_largest_allowed_frame_passes() -> None:
     ("header", "error"),
     [
         (b"HTTP/1.1", UnsupportedVersion),
-        (struct.pack(">2sBBI", b"OF", 2, 1, 0), UnsupportedVersion),
+        (struct.pack(">2sBBI", b"OF", 3, 1, 0), UnsupportedVersion),
+        (struct.pack(">2sBBI", b"OF", 1, 1, 0), UnsupportedVersion),  # v1: no WireGuard fields
     ],
 )
-def test_decoder_refuses_foreign_or_newer_streams(header: bytes, error: type) -> None:
+def test_decoder_refuses_foreign_older_or_newer_streams(header: bytes, error: type) -> None:
     decoder = FrameDecoder()
     with pytest.raises(error):
         decoder.feed(header)
@@ -236,3 +264,15 @@ def test_intro_digest_depends_on_every_field() -> None:
     assert a.digest() != IntroPointSet((b"a", b"b"), "").digest()
     assert a.digest() == IntroPointSet((b"a", b"b"), None).digest()
     assert len(a.digest()) == 32
+
+
+def test_wireguard_identity_with_a_non_canonical_tunnel_address_is_malformed() -> None:
+    message = Heartbeat("a:1", 1, Role.FOLLOWER, Term(0, ""), 0, True, "", False, b"", (),
+                        WireGuardIdentity(b"\x09" * 32, "", "10.77.0.9"))
+    kind, body = encode_body(ENVELOPE, message)
+    bad = body.replace(b"\x0910.77.0.9", b"\x0910.77.0.A")
+    with pytest.raises(MalformedFrame, match="canonical"):
+        decode_body(kind, bad)
+    flag = body.rindex(b"\x01" + b"\x09" * 32)
+    with pytest.raises(MalformedFrame, match="0 or 1"):
+        decode_body(kind, body[:flag] + b"\x02" + body[flag + 1 :])

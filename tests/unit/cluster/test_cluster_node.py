@@ -293,3 +293,22 @@ def test_restart_with_dead_seed_rejoins_through_remembered_peers() -> None:
     net.handle("c", net.nodes["c"].start())
     net.run(2.5)
     assert "c" in {p.node_id for p in a.peers() if p.status is PeerStatus.ALIVE}
+
+
+def test_a_late_timer_still_claims_at_the_lapse_not_a_heartbeat_later() -> None:
+    """An adapter's timer fires a little after ``next_wakeup()``; the claim deadline must stay due
+    until a tick has run at or after it (it used to vanish once the clock had passed it)."""
+    net = Net()
+    a = ClusterSettings(node_id="a", address="a:1", heartbeat_interval_s=1.0, lease_grace_s=1.0)
+    node = ClusterNode(a, KEY, Clock(net), boot_id=b"\x01" * 16, serving=True)
+    node.start()
+    claim_at = node.election.lease_deadline + a.lease_grace_s
+    while net.now < claim_at:  # tick whenever due, but never exactly at claim_at
+        net.now = min(node.next_wakeup(), claim_at - 0.001)
+        node.tick()
+        if net.now >= claim_at - 0.001:
+            break
+    net.now = claim_at + 0.05  # the timer fired 50 ms late
+    assert node.next_wakeup() <= net.now
+    assert any(isinstance(x, BecomePublisher) for x in node.tick())
+    assert node.next_wakeup() > net.now

@@ -44,3 +44,11 @@ def test_keep_dir_keeps_the_directory(tmp_path: Path) -> None:
     net = TestNetwork(root, keep_dir=True)
     net.close()
     assert root.exists()
+
+
+def test_a_relative_root_is_made_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # tor runs in its data directory, so a relative path in its torrc would point elsewhere.
+    monkeypatch.chdir(tmp_path)
+    net = TestNetwork(Path("net"))
+    assert net.root_dir == tmp_path / "net"
+    net.close()
