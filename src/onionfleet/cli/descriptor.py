@@ -1,13 +1,17 @@
-"""``onionfleet descriptor inspect FILE --address ADDR [--client-key FILE] [--json]``.
+"""``onionfleet descriptor inspect FILE --address ADDR`` and ``onionfleet descriptor fetch ADDR``.
 
-Decodes, verifies and decrypts a v3 onion-service descriptor (as HSFETCH, ``GETINFO
+``inspect`` decodes, verifies and decrypts a v3 onion-service descriptor (as HSFETCH, ``GETINFO
 hs/service/desc/id`` or our publisher produce it) and prints what is in it. Certificates are
 checked for signature but an expired one is reported, not refused, so old descriptors can be read.
+
+``fetch`` asks a tor to fetch the current descriptor from every HSDir responsible for it (our own
+ring, rend-spec-v3 [HASHRING]) and checks each copy strictly (signature, certs, times, layers).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import json
 import time
@@ -15,10 +19,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from onionfleet.hs.client_auth import parse_auth_private
+from onionfleet.config import load_config, parse_endpoint
+from onionfleet.daemon import wiring
+from onionfleet.daemon.descriptor_check import decode_answer, fetch_from_hsdirs, plan_fetch
+from onionfleet.hs.client_auth import ClientAuthPrivateKey, parse_auth_private
 from onionfleet.hs.descriptor import DecryptedDescriptor, parse_descriptor_unpinned
 from onionfleet.hs.errors import DescriptorError
 from onionfleet.hs.keys import OnionAddress
+from onionfleet.tor.controller import (
+    ControlAuth,
+    ControlEndpoint,
+    ControllerSettings,
+    open_controller,
+)
 
 __all__ = ["register"]
 
@@ -51,6 +64,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     inspect.add_argument("--json", action="store_true", help="print JSON instead of text")
     inspect.set_defaults(func=_inspect)
+    _register_fetch(actions)
 
 
 def _read_text(path: Path, what: str) -> str:
@@ -159,3 +173,136 @@ def _inspect(args: argparse.Namespace) -> int:
     else:
         _print_text(report)
     return 0
+
+
+# ---------------------------------------------------------------------------- fetch
+
+
+def _register_fetch(actions: Any) -> None:
+    fetch = actions.add_parser(
+        "fetch",
+        help="fetch ADDR's descriptor from every responsible HSDir through tor, decode and verify",
+        description=(
+            "Answers the silent-failure questions: did the upload reach every HSDir, is the "
+            "signature valid, are the certs right, is the timestamp right. Exit 0 when every "
+            "responsible HSDir serves a valid descriptor, 1 otherwise."
+        ),
+    )
+    fetch.add_argument("address", metavar="ADDR", help="the onion address (…\u200b.onion)")
+    where = fetch.add_mutually_exclusive_group(required=True)
+    where.add_argument("--config", type=Path, help="use the tor of this node's config")
+    where.add_argument(
+        "--control", metavar="HOST:PORT|unix:/PATH", help="use the tor at this control endpoint"
+    )
+    fetch.add_argument("--cookie", type=Path, help="control auth cookie file (with --control)")
+    fetch.add_argument(
+        "--client-key",
+        type=Path,
+        help="client auth key file (.auth_private) for a restricted service",
+    )
+    fetch.add_argument("--timeout", type=float, default=60.0, help="seconds to wait (default 60)")
+    fetch.add_argument("--json", action="store_true", help="print JSON instead of text")
+    fetch.set_defaults(func=_fetch)
+
+
+def _fetch(args: argparse.Namespace) -> int:
+    address = OnionAddress.parse(args.address)
+    client_key = None
+    if args.client_key is not None:
+        client_key = parse_auth_private(_read_text(args.client_key, "client key file"), address)
+    settings = _controller_settings(args)
+    report = asyncio.run(_fetch_report(settings, address, client_key, args.timeout))
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        _print_fetch(report)
+    return 0 if report["ok"] else 1
+
+
+def _controller_settings(args: argparse.Namespace) -> ControllerSettings:
+    if args.config is not None:
+        cfg = load_config(args.config)
+        if cfg.tor.mode == "managed":
+            return ControllerSettings(
+                ControlEndpoint.unix(wiring.tor_data_dir(cfg) / "control.sock"), ControlAuth()
+            )
+        return wiring.attached_tor_settings(cfg).controller_settings()
+    endpoint = parse_endpoint(args.control)
+    if endpoint is None:
+        raise DescriptorError(f"--control {args.control!r} is not host:port or unix:/path")
+    control = (
+        ControlEndpoint.unix(endpoint.unix_path)
+        if endpoint.unix_path is not None
+        else ControlEndpoint.tcp(endpoint.port or 0, endpoint.host or "127.0.0.1")
+    )
+    return ControllerSettings(control, ControlAuth(cookie_path=args.cookie))
+
+
+async def _fetch_report(
+    settings: ControllerSettings,
+    address: OnionAddress,
+    client_key: ClientAuthPrivateKey | None,
+    timeout_s: float,
+) -> dict[str, Any]:
+    async with open_controller(settings) as controller:
+        view = await controller.consensus_view()
+        conf = await controller.get_conf("TestingTorNetwork")
+        testing = conf.get("TestingTorNetwork", ["0"])[-1] == "1"
+        plan = plan_fetch(address, view, testing_tor_network=testing)
+        answers = await fetch_from_hsdirs(
+            controller,
+            address,
+            servers=[r.fingerprint_hex for r in plan.hsdirs],
+            timeout_s=timeout_s,
+        )
+    now = time.time()
+    rows = []
+    for relay, answer in zip(plan.hsdirs, answers, strict=True):
+        fetched = decode_answer(answer, address, plan.blinded_key, now=now, client_key=client_key)
+        row: dict[str, Any] = {"hsdir": relay.fingerprint_hex, "ok": fetched.error is None}
+        if fetched.descriptor is not None:
+            desc = fetched.descriptor
+            row.update(
+                revision_counter=desc.revision_counter,
+                lifetime_minutes=desc.lifetime_min,
+                signing_cert_expires=_iso(desc.verified.signing_key_cert.expires_at),
+                introduction_points=len(desc.intro_points),
+                flow_control=None
+                if desc.flow_control is None
+                else f"{desc.flow_control.versions} {desc.flow_control.sendme_inc}",
+                pow_params=desc.pow_params is not None,
+            )
+        else:
+            row["error"] = fetched.error
+        rows.append(row)
+    counters = {r["revision_counter"] for r in rows if r["ok"]}
+    return {
+        "address": str(address),
+        "time_period": plan.period.time_period.number,
+        "blinded_key_b64": plan.blinded_key.b64(),
+        "hsdirs": rows,
+        "served": sum(r["ok"] for r in rows),
+        "responsible": len(rows),
+        "revision_counters_agree": len(counters) <= 1,
+        "ok": bool(rows) and all(r["ok"] for r in rows) and len(counters) == 1,
+    }
+
+
+def _print_fetch(report: dict[str, Any]) -> None:
+    print(f"address: {report['address']}")
+    print(f"time period: {report['time_period']}  blinded key: {report['blinded_key_b64']}")
+    print(
+        f"responsible HSDirs serving a valid descriptor: {report['served']}/{report['responsible']}"
+    )
+    for row in report["hsdirs"]:
+        if row["ok"]:
+            print(
+                f"  {row['hsdir']}  ok  revision {row['revision_counter']}, "
+                f"{row['introduction_points']} intro points, signing cert until "
+                f"{row['signing_cert_expires']}, flow-control {row['flow_control']}"
+                + (", pow-params" if row["pow_params"] else "")
+            )
+        else:
+            print(f"  {row['hsdir']}  FAIL  {row['error']}")
+    if not report["revision_counters_agree"]:
+        print("warning: HSDirs serve different revision counters (an upload did not reach all)")
