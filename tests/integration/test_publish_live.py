@@ -50,7 +50,7 @@ from onionfleet.hs.keys import (
     save_secret_key_file,
 )
 from onionfleet.hs.revision_counter import revision_counter
-from onionfleet.hs.timeperiod import TimePeriod, start_of_next_time_period
+from onionfleet.hs.timeperiod import TimePeriod, srv_run_start, start_of_next_time_period
 from onionfleet.node.intro_points import IntroPointsChanged, OwnIntroPoints, OwnIntroPointWatcher
 from onionfleet.publish.plan import (
     DescriptorPlan,
@@ -236,10 +236,18 @@ async def _away_from_srv_rotation(ctl: TorController, *, margin_s: float) -> Non
     view = await _view(ctl)
     rules = time_period_rules_for(view, testing_tor_network=await _testing(ctl))
     left = seconds_until_srv_rotation(view.valid_after, rules, time.time())
-    if left < margin_s:
-        wait = max(0.0, left) + 15.0
-        print(f"\nSRV rotation in {left:.0f} s: waiting {wait:.0f} s for it to pass")
-        await asyncio.sleep(wait)
+    if left >= margin_s:
+        return
+    # tor rotates when *its* consensus enters the new SRV run, which can be a voting interval or
+    # more after the wall-clock boundary: wait for that consensus, then a little for the rotation.
+    boundary = srv_run_start(view.valid_after, rules) + rules.srv_run_s
+    if left <= -rules.srv_run_s / 2:  # the consensus is stale, not the rotation near
+        return
+    print(f"\nSRV rotation in {left:.0f} s: waiting until this tor's consensus is past it")
+    async with asyncio.timeout(max(0.0, left) + 120.0):
+        while (await _view(ctl)).valid_after < boundary:  # noqa: ASYNC110 - polling tor is the check
+            await asyncio.sleep(1.0)
+    await asyncio.sleep(5.0)
 
 
 async def _own_intro_points(
