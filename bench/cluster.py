@@ -58,8 +58,7 @@ def _mesh_time(sim: Simulation, n: int, limit_s: float) -> float | None:
         t += 0.25
         sim.run_until(t)
         if all(
-            node is not None
-            and sum(p.status is PeerStatus.ALIVE for p in node.peers()) == n - 1
+            node is not None and sum(p.status is PeerStatus.ALIVE for p in node.peers()) == n - 1
             for node in sim.nodes
         ):
             return t
@@ -114,26 +113,38 @@ def main() -> None:
     from_kill = [r["from_kill"] for r in results]
     from_hb = [r["from_last_hb"] for r in results]
     mesh = [r["mesh_s"] for r in results]
-    print(f"{n} nodes, chain join, heartbeat {INTERVAL_S:g} s, dead_after {DEAD_AFTER}, "
-          f"grace {GRACE_S:g} s, jitter 30 %, {args.trials} trials")
+    print(
+        f"{n} nodes, chain join, heartbeat {INTERVAL_S:g} s, dead_after {DEAD_AFTER}, "
+        f"grace {GRACE_S:g} s, jitter 30 %, {args.trials} trials"
+    )
     print(f"chain join -> full mesh: mean {statistics.mean(mesh):.2f} s, max {max(mesh):.2f} s")
-    print(f"successor was the next-best node in {sum(r['successor_ok'] for r in results):.0f}/"
-          f"{len(results)} trials; extra claims after the first: "
-          f"{sum(r['extra_claims'] for r in results):.0f}")
-    print(f"re-election from the kill: mean {statistics.mean(from_kill):.2f}, "
-          f"max {max(from_kill):.2f} heartbeats")
-    print(f"re-election from the claimant's last heartbeat of the dead publisher: mean "
-          f"{statistics.mean(from_hb):.2f}, max {max(from_hb):.2f} heartbeats; baseline "
-          f"(theoretical minimum dead_after + grace) {theory:.2f} -> ratio "
-          f"{statistics.mean(from_hb) / theory:.3f}")
+    print(
+        f"successor was the next-best node in {sum(r['successor_ok'] for r in results):.0f}/"
+        f"{len(results)} trials; extra claims after the first: "
+        f"{sum(r['extra_claims'] for r in results):.0f}"
+    )
+    print(
+        f"re-election from the kill: mean {statistics.mean(from_kill):.2f}, "
+        f"max {max(from_kill):.2f} heartbeats"
+    )
+    print(
+        f"re-election from the claimant's last heartbeat of the dead publisher: mean "
+        f"{statistics.mean(from_hb):.2f}, max {max(from_hb):.2f} heartbeats; baseline "
+        f"(theoretical minimum dead_after + grace) {theory:.2f} -> ratio "
+        f"{statistics.mean(from_hb) / theory:.3f}"
+    )
     small_b, _, _ = steady_bytes_per_node(7, 3)
     big_b, big_f, frame_b = steady_bytes_per_node(7, n)
     print(f"steady state, {n} nodes: {big_f:.1f} frames/s per node, mean frame {frame_b:.0f} B")
-    print(f"baseline 3 nodes: {small_b:.0f} B/s per node -> {n} nodes is "
-          f"{big_b / small_b:.1f}x per node")
+    print(
+        f"baseline 3 nodes: {small_b:.0f} B/s per node -> {n} nodes is "
+        f"{big_b / small_b:.1f}x per node"
+    )
     print(f"(simulation wall time {time.perf_counter() - wall0:.1f} s)")
-    print(f"RE-ELECTION after publisher loss ({n} nodes): {statistics.mean(from_kill):.2f} "
-          f"heartbeats (mean from kill; max {max(from_kill):.2f})")
+    print(
+        f"RE-ELECTION after publisher loss ({n} nodes): {statistics.mean(from_kill):.2f} "
+        f"heartbeats (mean from kill; max {max(from_kill):.2f})"
+    )
     print(f"BYTES/S PER NODE ({n} nodes, steady state): {big_b:.0f}")
 
 
