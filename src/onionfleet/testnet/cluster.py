@@ -577,7 +577,12 @@ def summarize_fetches(results: Sequence[ClusterFetch]) -> str:
     errors: dict[str, int] = {}
     for r in results:
         if not r.ok:
-            key = f"0x{r.reply_code:02X}" if r.reply_code is not None else (r.error or "?")[:80]
+            if r.reply_code is not None:
+                key = f"SOCKS 0x{r.reply_code:02X}"
+            elif r.error is not None and "no answer in" in r.error:
+                key = f"no answer within {r.seconds:.0f} s"
+            else:
+                key = (r.error or "?")[:80]
             errors[key] = errors.get(key, 0) + 1
     extra = f" (failures: {errors})" if errors else ""
     took = sorted(r.seconds for r in results if r.ok)
