@@ -295,6 +295,17 @@ def _config_text(spec: NodeSpec, comment: str, config_out: Path) -> str:
     return text
 
 
+def _setup_wireguard(
+    wg: WireGuardRequest | None, port: int | None, paths: NodePaths, token_bytes: TokenBytes
+) -> tuple[str | None, WireGuardSpec | None, list[WrittenFile]]:
+    """With ``--wireguard``: write this node's key pair; return its public key and the
+    ``[wireguard]`` section to render. Without: nothing."""
+    if wg is None or port is None:
+        return None, None, []
+    public, files = _write_wireguard(paths, token_bytes)
+    return public, WireGuardSpec(wg.address, port, paths.wg_private_key, wg.endpoint), files
+
+
 def _write_wireguard(paths: NodePaths, token_bytes: TokenBytes) -> tuple[str, list[WrittenFile]]:
     keypair = generate_wireguard_keypair(token_bytes)
     write_file(paths.wg_private_key, f"{keypair.private_b64}\n".encode("ascii"), 0o600)
@@ -384,14 +395,8 @@ def init_cluster(req: InitRequest, token_bytes: TokenBytes) -> ProvisionResult:
     write_file(paths.token_file, f"{token}\n".encode("ascii"), 0o600)
     files.append(WrittenFile(paths.token_file, 0o600, "cluster token"))
 
-    wg_public: str | None = None
-    wg_spec: WireGuardSpec | None = None
-    if req.wireguard is not None and wg_port is not None:
-        wg_public, wg_files = _write_wireguard(paths, token_bytes)
-        files += wg_files
-        wg_spec = WireGuardSpec(
-            req.wireguard.address, wg_port, paths.wg_private_key, req.wireguard.endpoint
-        )
+    wg_public, wg_spec, wg_files = _setup_wireguard(req.wireguard, wg_port, paths, token_bytes)
+    files += wg_files
 
     cluster_id = generate_cluster_id(token_bytes)
     spec = NodeSpec(
@@ -539,14 +544,8 @@ def join_cluster(req: JoinRequest, token_bytes: TokenBytes) -> ProvisionResult:
     write_file(paths.token_file, f"{inv.token.reveal()}\n".encode("ascii"), 0o600)
     files.append(WrittenFile(paths.token_file, 0o600, "cluster token (from the invite)"))
 
-    wg_public: str | None = None
-    wg_spec: WireGuardSpec | None = None
-    if req.wireguard is not None and wg_port is not None:
-        wg_public, wg_files = _write_wireguard(paths, token_bytes)
-        files += wg_files
-        wg_spec = WireGuardSpec(
-            req.wireguard.address, wg_port, paths.wg_private_key, req.wireguard.endpoint
-        )
+    wg_public, wg_spec, wg_files = _setup_wireguard(req.wireguard, wg_port, paths, token_bytes)
+    files += wg_files
 
     spec = NodeSpec(
         node_id=req.node_id,

@@ -16,60 +16,19 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-import ctypes
-import ctypes.util
 import logging
 import os
 import signal
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
+from onionfleet._child import load_libc, make_child_preexec
 from onionfleet.testnet.errors import TestnetError
 
 __all__ = ["Spawner", "stop_process"]
 
 _log = logging.getLogger(__name__)
-
-_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
-_SIG_DFL = 0
-_RESET_SIGNALS = (
-    signal.SIGINT,
-    signal.SIGTERM,
-    signal.SIGHUP,
-    signal.SIGQUIT,
-    signal.SIGUSR1,
-    signal.SIGUSR2,
-    signal.SIGPIPE,
-    signal.SIGCHLD,
-)
-
-
-def _load_libc() -> ctypes.CDLL | None:
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
-    try:
-        return ctypes.CDLL(name, use_errno=True)
-    except OSError:
-        return None
-
-
-def _make_preexec(parent_pid: int, libc: ctypes.CDLL | None) -> Callable[[], None]:
-    """The function the forked child runs before ``exec``; it must not allocate much or lock."""
-
-    def preexec() -> None:
-        if libc is not None:
-            libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
-            sig_handler = ctypes.c_void_p(_SIG_DFL)
-            for sig in _RESET_SIGNALS:
-                libc.signal(int(sig), sig_handler)
-        signal.pthread_sigmask(signal.SIG_SETMASK, [])
-        # The parent may have died between fork and prctl: then nobody would ever kill us.
-        if os.getppid() != parent_pid:
-            os._exit(1)
-
-    return preexec
 
 
 class Spawner:
@@ -79,7 +38,7 @@ class Spawner:
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="onionfleet-testnet-spawner"
         )
-        self._libc = _load_libc()
+        self._libc = load_libc()
         if self._libc is None:
             _log.warning("libc not found: tors will rely on __OwningControllerProcess only")
         self._closed = False
@@ -101,7 +60,7 @@ class Spawner:
                     stdout=out,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
-                    preexec_fn=_make_preexec(parent_pid, self._libc),  # noqa: PLW1509
+                    preexec_fn=make_child_preexec(parent_pid, signal.SIGKILL, self._libc),  # noqa: PLW1509
                     close_fds=True,
                 )
 

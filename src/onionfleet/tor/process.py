@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import ctypes.util
 import logging
 import os
 import re
@@ -28,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from onionfleet._child import load_libc, make_child_preexec
 from onionfleet.tor.controller import (
     ControlAuth,
     ControlEndpoint,
@@ -280,34 +279,6 @@ def render_torrc(settings: ManagedTorSettings, *, owner_pid: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
-_RESET_SIGNALS = (
-    signal.SIGINT,
-    signal.SIGTERM,
-    signal.SIGHUP,
-    signal.SIGQUIT,
-    signal.SIGUSR1,
-    signal.SIGUSR2,
-    signal.SIGPIPE,
-)
-
-
-def _make_preexec(parent_pid: int) -> Callable[[], None]:
-    libc_name = ctypes.util.find_library("c")
-    libc = ctypes.CDLL(libc_name, use_errno=True) if libc_name else None
-
-    def preexec() -> None:
-        if libc is not None:
-            libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
-        for sig in _RESET_SIGNALS:
-            signal.signal(sig, signal.SIG_DFL)
-        signal.pthread_sigmask(signal.SIG_SETMASK, [])
-        if os.getppid() != parent_pid:  # parent died between fork and prctl
-            os._exit(1)
-
-    return preexec
-
-
 def _set_ready(ready: asyncio.Future[None] | None) -> None:
     if ready is not None and not ready.done():
         ready.set_result(None)
@@ -376,7 +347,7 @@ class ManagedTor:
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.DEVNULL,
                 cwd=str(s.data_dir),
-                preexec_fn=_make_preexec(os.getpid()),
+                preexec_fn=make_child_preexec(os.getpid(), signal.SIGTERM, load_libc()),
             )
         except OSError as exc:
             raise ManagedTorError(
