@@ -21,7 +21,7 @@ from onionfleet.clock import SystemClock
 from onionfleet.node.balancer import Balancer
 from onionfleet.node.connect import StreamConnector
 from onionfleet.node.errors import ProxyListenError
-from onionfleet.node.health import HealthChanged, HealthState, ProbeSpec
+from onionfleet.node.health import HealthChanged, HealthState, ProbeResult, ProbeSpec
 from onionfleet.node.prober import TargetProber, probe_target
 from onionfleet.node.proxy import ProxyConfig, ReverseProxy, TcpListen, UnixListen
 from onionfleet.node.proxy_protocol import (
@@ -598,6 +598,7 @@ async def test_prober_drives_balancer(no_leaks: None, caplog: pytest.LogCaptureF
         changes.append(change)
         changed.set()
 
+    results: list[ProbeResult] = []
     spec = ProbeSpec(interval_s=0.05, rise=2, fall=2, read_timeout_s=1, connect_timeout_s=1)
     prober = TargetProber(
         [target],
@@ -607,6 +608,7 @@ async def test_prober_drives_balancer(no_leaks: None, caplog: pytest.LogCaptureF
         token_bytes=bytes,
         balancer=balancer,
         on_change=on_change,
+        on_result=results.append,
     )
 
     async def until(state: HealthState) -> None:
@@ -636,6 +638,11 @@ async def test_prober_drives_balancer(no_leaks: None, caplog: pytest.LogCaptureF
             await task
         server.close()
         await server.wait_closed()
+    # every probe is reported (metrics count them): the first success (UNKNOWN -> HEALTHY), then
+    # fall failures, then rise successes at least
+    assert len(results) >= 1 + spec.fall + spec.rise
+    assert {r.ok for r in results} == {True, False}
+    assert all(r.target == "web" and r.latency_s >= 0 for r in results)
     assert [c.new for c in changes] == [
         HealthState.HEALTHY,
         HealthState.UNHEALTHY,

@@ -435,6 +435,9 @@ class Daemon:
             token_bytes=self._token_bytes,
             balancer=balancer,
             on_change=self._on_health_change,
+            on_result=lambda r: self.metrics.observe_probe(
+                r.target, ok=r.ok, latency_s=r.latency_s
+            ),
         )
         await self._start(tg, "target probes", self._prober.run, 30.0)
 
@@ -611,13 +614,17 @@ class Daemon:
             # Adds/removes the wg peers gossip announces (cluster/wireguard.py rules); the
             # interface itself is the operator's (docs/cluster-setup.md).
             self._wg_sync = WireGuardSync(
-                interface=wg.interface, own=wireguard, tunnel_network=wg.address,
-                peers=self._cluster.peers, clock=self._clock,
+                interface=wg.interface,
+                own=wireguard,
+                tunnel_network=wg.address,
+                peers=self._cluster.peers,
+                clock=self._clock,
             )
             await self._start(tg, "wireguard peer sync", self._wg_sync.run, 15.0)
 
-    async def _start_peer_tor(self, tg: asyncio.TaskGroup, host: str, port: int
-                              ) -> tuple[str, Dialer]:
+    async def _start_peer_tor(
+        self, tg: asyncio.TaskGroup, host: str, port: int
+    ) -> tuple[str, Dialer]:
         """``[cluster] transport = "tor"``: a peer tor with the peer onion service (its own key,
         made on first start in ``<data_dir>/peer-tor/peer-onion``) → ``127.0.0.1:<port>``,
         dialing through its SOCKS port. A separate tor because PublishHidServDescriptors 0 is
@@ -629,8 +636,11 @@ class Daemon:
             )
         cfg = self.cfg
         settings = peer_tor_settings(
-            cfg.node.data_dir, listen_port=port, socks_port=_free_loopback_port(),
-            tor_binary=cfg.tor.binary, extra_lines=cfg.tor.extra_torrc,
+            cfg.node.data_dir,
+            listen_port=port,
+            socks_port=_free_loopback_port(),
+            tor_binary=cfg.tor.binary,
+            extra_lines=cfg.tor.extra_torrc,
             start_timeout_s=min(60.0, cfg.tor.bootstrap_timeout_s),
         )
         try:

@@ -151,7 +151,8 @@ class TargetProber:
 
     ``token_bytes`` supplies the randomness for per-probe SOCKS isolation credentials
     (``secrets.token_bytes`` in the daemon, a seeded function in tests). ``on_change`` is called
-    synchronously, in the event loop, for every :class:`HealthChanged`.
+    synchronously, in the event loop, for every :class:`HealthChanged`; ``on_result`` for every
+    probe's :class:`ProbeResult` (metrics: probe counts and latency).
     """
 
     def __init__(
@@ -164,6 +165,7 @@ class TargetProber:
         token_bytes: Callable[[int], bytes],
         balancer: Balancer | None = None,
         on_change: Callable[[HealthChanged], None] | None = None,
+        on_result: Callable[[ProbeResult], None] | None = None,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.targets = tuple(targets)
@@ -174,6 +176,7 @@ class TargetProber:
         self._token_bytes = token_bytes
         self._balancer = balancer
         self._on_change = on_change
+        self._on_result = on_result
         self._ssl_context = ssl_context
         if ssl_context is None and spec.tls and not spec.tls_verify:
             ctx = ssl.create_default_context()
@@ -211,6 +214,8 @@ class TargetProber:
             isolation=self._isolation(target),
             ssl_context=self._ssl_context,
         )
+        if self._on_result is not None:
+            self._on_result(result)
         change = self.board.observe(result)
         if change is None:
             if not result.ok:
