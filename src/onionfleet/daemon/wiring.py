@@ -6,7 +6,9 @@ never see the config file's shape and the daemon's ``run`` stays a list of start
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Final, Literal
 
 from onionfleet.config import Endpoint, NodeConfig
 from onionfleet.node.health import ProbeSpec
@@ -87,6 +89,14 @@ def attached_tor_settings(cfg: NodeConfig) -> AttachedTorSettings:
     )
 
 
+#: ``[proxy] proxy_protocol`` → the PROXY protocol version the proxy sends to targets.
+_PROXY_PROTOCOL_VERSION: Final[Mapping[str, Literal[1, 2] | None]] = {
+    "none": None,
+    "v1": 1,
+    "v2": 2,
+}
+
+
 def proxy_config(cfg: NodeConfig, *, expect_tor_header: bool) -> ProxyConfig:
     """The reverse proxy. A managed tor always sends the PROXY header with the circuit id."""
     listen = cfg.proxy.listen
@@ -95,15 +105,13 @@ def proxy_config(cfg: NodeConfig, *, expect_tor_header: bool) -> ProxyConfig:
         where = UnixListen(str(listen.unix_path))
     else:
         where = TcpListen(listen.port or 0, listen.host or "127.0.0.1")
-    send: dict[str, int] = {"v1": 1, "v2": 2}
-    version = send.get(cfg.proxy.proxy_protocol)
     return ProxyConfig(
         listen=where,
         connect_timeout_s=cfg.proxy.connect_timeout_s,
         idle_timeout_s=cfg.proxy.idle_timeout_s,
         max_connections=cfg.proxy.max_connections,
         expect_tor_proxy_header=expect_tor_header,
-        send_proxy_header=1 if version == 1 else 2 if version == 2 else None,
+        send_proxy_header=_PROXY_PROTOCOL_VERSION[cfg.proxy.proxy_protocol],
     )
 
 
