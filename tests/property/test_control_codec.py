@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from onionfleet.tor.auth import parse_authchallenge, parse_protocolinfo
+from onionfleet.tor.circuits import parse_circuit_status
 from onionfleet.tor.codec import ControlCodec, encode_command
 from onionfleet.tor.consensus import build_consensus_view
 from onionfleet.tor.errors import (
@@ -216,3 +217,21 @@ def test_data_block_round_trip(lines: list[str], chunk: int) -> None:
     assert got is not None
     # Trailing empty lines are not representable apart from the final newline.
     assert got.rstrip("\n") == expected.rstrip("\n")
+
+
+def test_circuit_status_parser_survives_100k_mutations() -> None:
+    """``GETINFO circuit-status`` text (a real capture, mutated): parsed or a typed error."""
+    rng = random.Random(0xC1BC)
+    seed = (DATA / "testnet-circuit-status-service.txt").read_bytes()
+    lines = seed.splitlines(keepends=True)
+    for _ in range(100_000):
+        start = rng.randrange(len(lines))
+        chunk = b"".join(lines[start : start + rng.randint(1, 3)])
+        text = _mutate(rng, chunk).decode("utf-8", "surrogateescape")
+        try:
+            circuits = parse_circuit_status(text)
+        except TorError:
+            continue
+        for circ in circuits:
+            assert circ.circuit_id and circ.status
+            assert all(len(hop) == 40 for hop in circ.path)

@@ -12,8 +12,12 @@ for the merged descriptors. The reconcile loop (once a second and on every clust
 the node's health verdict to the cluster, switches modes, starts or stops the publisher, and
 updates metrics.
 
-Shutdown (SIGTERM/SIGINT, or after a drain): stop accepting streams, leave the cluster (release
-the lease and tell the peers), drain open streams within a time limit, then cancel the rest.
+Leaving (``drain``, or SIGTERM/SIGINT while other nodes can take over): mark the node draining so
+the publisher republishes without its intro points, wait until the descriptor on the HSDirs holds
+none of them, then quiesce (node/quiesce.py: close the intro circuits so clients move to other
+intro points, serve every rendezvous already under way, wait until quiet). A second signal skips
+what is left of it. Then shutdown: stop accepting streams, leave the cluster (release the lease,
+tell the peers), let open streams finish within a time limit, cancel the rest, stop tor.
 """
 
 from __future__ import annotations
@@ -79,6 +83,7 @@ from onionfleet.node.health import HealthChanged, node_verdict
 from onionfleet.node.intro_points import IntroPointsChanged, OwnIntroPointWatcher
 from onionfleet.node.prober import TargetProber
 from onionfleet.node.proxy import ReverseProxy
+from onionfleet.node.quiesce import Quiesce, QuiesceObservation, observe_service_circuits
 from onionfleet.node.stats import ProxyStats
 from onionfleet.node.targets import SocksEndpoint
 from onionfleet.observability.logs import SecretRedactor
@@ -122,6 +127,9 @@ class DaemonOptions:
     start_timeout_s: float = 120.0
     drain_verify_timeout_s: float = 120.0
     drain_streams_timeout_s: float = 60.0
+    shutdown_verify_timeout_s: float = 30.0
+    quiet_s: float = 3.0
+    quiesce_poll_s: float = 0.25
     leave_timeout_s: float = 2.0
     intro_poll_interval_s: float = 1.0
 
@@ -149,6 +157,7 @@ class Daemon:
         self.options = options or DaemonOptions()
         self.metrics = Metrics(self.registry, clock=clock, node_id=cfg.node.id)
         self._stop = asyncio.Event()
+        self._hurry = asyncio.Event()  # a second stop request: skip what is left of leaving
         self._started_at_wall = clock.wall()
         self._state_path = cfg.node.data_dir / "state.json"
         # set while running
@@ -188,7 +197,10 @@ class Daemon:
     # ------------------------------------------------------------------ public
 
     def request_stop(self) -> None:
-        """Begin an orderly shutdown (idempotent)."""
+        """Begin an orderly shutdown; a second request skips the rest of a graceful leave."""
+        if self._stop.is_set() and not self._hurry.is_set():
+            log.warning("second stop request: stopping now, without waiting for the hand-over")
+            self._hurry.set()
         self._stop.set()
 
     @property
@@ -252,37 +264,20 @@ class Daemon:
             self._tg = None
 
     async def drain(self) -> Mapping[str, Any]:
-        """Leave the descriptor, wait until it is verified without us, let streams finish, stop.
+        """Leave the descriptor, wait until it is verified without us, quiesce, stop.
 
         The result is the JSON the ``/drain`` endpoint returns (``drained``, ``message`` …).
         """
         async with self._drain_lock:
             if self._draining:
                 return {"drained": False, "message": "a drain is already under way"}
-            self._draining = True
-            self.metrics.set_draining(True)
-            log.info("draining: leaving the merged descriptor")
-            started = self._clock.monotonic()
-            result: dict[str, Any] = {"node": self.cfg.node.id}
-            peers_alive = self._alive_peers()
-            if self._cluster is not None and self._transport is not None:
-                self._transport.submit(self._cluster.set_draining(True, "operator drain"))
-                self._reconcile_wake.set()
-            if peers_alive == 0:
-                result["verified"] = False
-                result["message_verify"] = "no other node is alive: nothing takes over"
-            else:
-                ok, detail = await self._wait_descriptor_without_us()
-                result["verified"] = ok
-                result["message_verify"] = detail
-            if self._proxy is not None:
-                self._proxy.stop_accepting()
-                streams_done = await self._proxy.wait_drained(self.options.drain_streams_timeout_s)
-            else:
-                streams_done = True
-            result["streams_finished"] = streams_done
-            result["seconds"] = round(self._clock.monotonic() - started, 1)
-            result["drained"] = bool(streams_done and (result["verified"] or peers_alive == 0))
+            result = await self._leave_gracefully(
+                "operator drain", verify_timeout_s=self.options.drain_verify_timeout_s
+            )
+            result["drained"] = bool(
+                result["streams_finished"]
+                and (result["verified"] or not result["takeover_possible"])
+            )
             result["message"] = (
                 f"drained in {result['seconds']} s; the node stops now"
                 if result["drained"]
@@ -291,6 +286,87 @@ class Daemon:
             log.info("drain finished: %s", result["message"])
             self.request_stop()
             return result
+
+    async def _leave_gracefully(self, reason: str, *, verify_timeout_s: float) -> dict[str, Any]:
+        """Drain: out of the descriptor (verified on the HSDirs), then quiesce. The result says
+        what happened (``verified``, ``message_verify``, ``streams_finished``, ``quiesce`` …)."""
+        self._draining = True
+        self.metrics.set_draining(True)
+        log.info("leaving (%s): asking the publisher to republish without this node", reason)
+        started = self._clock.monotonic()
+        result: dict[str, Any] = {"node": self.cfg.node.id}
+        if self._cluster is not None and self._transport is not None:
+            self._transport.submit(self._cluster.set_draining(True, reason))
+            self._reconcile_wake.set()
+        takeover = self._takeover_candidates() > 0
+        result["takeover_possible"] = takeover
+        if not takeover:
+            result["verified"] = False
+            result["message_verify"] = "no other node is alive and serving: nothing takes over"
+        else:
+            ok, detail = await self._wait_descriptor_without_us(verify_timeout_s)
+            result["verified"] = ok
+            result["message_verify"] = detail
+        log.info("leaving: %s", result["message_verify"])
+        if takeover:
+            result["quiesce"] = await self._quiesce()
+        if self._proxy is not None:
+            self._proxy.stop_accepting()
+            streams_done = await self._proxy.wait_drained(self.options.drain_streams_timeout_s)
+        else:
+            streams_done = True
+        result["streams_finished"] = streams_done
+        result["seconds"] = round(self._clock.monotonic() - started, 1)
+        return result
+
+    async def _quiesce(self) -> str:
+        """Close our intro circuits until none comes back, serve what is under way, wait for
+        quiet (node/quiesce.py). Returns how it ended."""
+        controller, address, proxy = self.controller, self.address, self._proxy
+        if controller is None or address is None:
+            return "skipped: tor is not connected"
+        quiesce = Quiesce(
+            started=self._clock.monotonic(),
+            quiet_s=self.options.quiet_s,
+            timeout_s=self.options.drain_streams_timeout_s,
+        )
+        stats = self._proxy_stats
+        log.info("quiescing: closing this node's intro circuits; serving what is under way")
+        while True:
+            try:
+                circuits = await controller.circuit_status(timeout_s=10.0)
+            except TorError as exc:
+                log.warning("quiescing: cannot list tor's circuits (%s); stopping anyway", exc)
+                return f"stopped early: {exc}"
+            intro, established, pending = observe_service_circuits(
+                circuits, address.without_suffix()
+            )
+            step = quiesce.step(
+                QuiesceObservation(
+                    now=self._clock.monotonic(),
+                    intro_circuits=intro,
+                    established_intro=established,
+                    pending_rendezvous=pending,
+                    active_streams=stats.active if proxy is not None else 0,
+                    accepted_total=stats.accepted_total,
+                )
+            )
+            for circuit_id in step.close:
+                try:
+                    await controller.close_circuit(circuit_id, timeout_s=10.0)
+                except TorError as exc:
+                    log.warning("quiescing: cannot close intro circuit %s: %s", circuit_id, exc)
+            if step.done:
+                message = (
+                    f"{step.reason}; closed {quiesce.closed_total} intro circuits, served "
+                    f"{quiesce.served_while_quiescing} streams meanwhile"
+                )
+                log.info("quiesced: %s", message)
+                self.metrics.observe_quiesce(
+                    closed=quiesce.closed_total, served=quiesce.served_while_quiescing
+                )
+                return message
+            await asyncio.sleep(self.options.quiesce_poll_s)
 
     def status_document(self) -> dict[str, Any]:
         """The ``/status`` JSON (observability/status.py schema)."""
@@ -731,6 +807,16 @@ class Daemon:
             return 0
         return sum(1 for p in self._cluster.peers() if p.status is PeerStatus.ALIVE)
 
+    def _takeover_candidates(self) -> int:
+        """Peers that can carry the service without us: alive, serving and not leaving."""
+        if self._cluster is None:
+            return 0
+        return sum(
+            1
+            for p in self._cluster.peers()
+            if p.status is PeerStatus.ALIVE and p.serving and not p.draining
+        )
+
     async def _reconcile(self) -> None:
         now = self._clock.monotonic()
         controller = self.controller
@@ -867,15 +953,18 @@ class Daemon:
             out.append(NodeIntroPoints(node_id, tuple(ips), _flow_control(intro.flow_control)))
         return out
 
-    async def _wait_descriptor_without_us(self) -> tuple[bool, str]:
-        """Poll the master descriptor clients get until it holds none of our intro points."""
+    async def _wait_descriptor_without_us(self, timeout_s: float) -> tuple[bool, str]:
+        """Poll the master descriptor clients get until it holds none of our intro points
+        (gives up early when no other node can take over any more)."""
         controller, consensus, address = self.controller, self._consensus, self.address
         if controller is None or consensus is None or address is None:
             return False, "not started"
         ours = {ip.auth_key for ip in self.own_intro_points}
-        deadline = self._clock.monotonic() + self.options.drain_verify_timeout_s
+        deadline = self._clock.monotonic() + timeout_s
         detail = "no descriptor fetched yet"
         while self._clock.monotonic() < deadline:
+            if self._takeover_candidates() == 0:
+                return False, "no other node is alive and serving any more: nothing takes over"
             view = consensus.current
             if view is not None:
                 fetched = await fetch_current_descriptor(
@@ -897,12 +986,30 @@ class Daemon:
                 else:
                     detail = fetched.error or "fetch failed"
             await asyncio.sleep(2.0)
-        return False, f"not verified within {self.options.drain_verify_timeout_s:g} s: {detail}"
+        return False, f"not verified within {timeout_s:g} s: {detail}"
 
     # ------------------------------------------------------------------ shutdown
 
     async def _shutdown(self) -> None:
         log.info("shutting down")
+        left = self._draining
+        if not self._draining and self._mode.mode is Mode.MULTI and self._takeover_candidates():
+            # Hand the service over before going (the reconcile loop still runs meanwhile: if
+            # we are the publisher, it steps down and a peer republishes without us).
+            leaving = asyncio.ensure_future(
+                self._leave_gracefully(
+                    "shutting down", verify_timeout_s=self.options.shutdown_verify_timeout_s
+                )
+            )
+            hurry = asyncio.ensure_future(self._hurry.wait())
+            await asyncio.wait({leaving, hurry}, return_when=asyncio.FIRST_COMPLETED)
+            hurry.cancel()
+            if leaving.done() and leaving.exception() is None:
+                left = True
+            else:
+                leaving.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await leaving
         self._stopping = True  # the reconcile loop must not restart what we stop here
         if self._proxy is not None:
             self._proxy.stop_accepting()
@@ -910,7 +1017,7 @@ class Daemon:
         if self._transport is not None:
             await self._transport.leave("shutting down", timeout_s=self.options.leave_timeout_s)
             self._save_state(None)
-        if self._proxy is not None and not self._draining:
+        if self._proxy is not None and not left:
             await self._proxy.wait_drained(min(10.0, self.options.drain_streams_timeout_s))
         if self.controller is not None:
             self.controller.close()

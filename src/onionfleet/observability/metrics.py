@@ -365,6 +365,16 @@ class Metrics:
             ("mode",),
         )
         self._draining = gauge("onionfleet_draining", "1 while this node is draining.")
+        self._quiesce_closed = Counter(
+            "onionfleet_quiesce_intro_circuits_closed_total",
+            "Intro circuits this node closed while leaving, so clients introduce elsewhere.",
+            registry=r,
+        )
+        self._quiesce_served = Counter(
+            "onionfleet_quiesce_streams_served_total",
+            "Streams that arrived and were served while this node quiesced before leaving.",
+            registry=r,
+        )
         self._serving = gauge(
             "onionfleet_node_serving",
             "1 if this node is fit to serve (tor bootstrapped, intro points, a healthy target).",
@@ -487,6 +497,11 @@ class Metrics:
 
     def set_draining(self, draining: bool) -> None:
         self._draining.set(1 if draining else 0)
+
+    def observe_quiesce(self, *, closed: int, served: int) -> None:
+        """A finished quiescing (node/quiesce.py): intro circuits closed, streams served."""
+        self._quiesce_closed.inc(closed)
+        self._quiesce_served.inc(served)
 
     def set_serving(self, serving: bool) -> None:
         self._serving.set(1 if serving else 0)

@@ -12,6 +12,7 @@ health probes go to the target directly, never through a node's proxy, so they d
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import logging
@@ -93,10 +94,17 @@ class LocalNode:
         argv = [sys.executable, "-m", "onionfleet", "run", "--config", str(self.config_path)]
         self.process = self.cluster._spawner.spawn(argv, cwd=self.data_dir, output=self.log_path)
 
-    def stop(self, timeout_s: float = 30.0) -> None:
-        """SIGTERM (orderly: leave the cluster, drain), then SIGKILL after ``timeout_s``."""
+    def stop(self, timeout_s: float = 90.0) -> None:
+        """SIGTERM (orderly: hand over to the other nodes, quiesce, leave), then SIGKILL after
+        ``timeout_s``."""
         if self.process is not None:
             stop_process(self.process, timeout_s=timeout_s, label=f"node {self.name}")
+
+    def terminate(self) -> None:
+        """Send SIGTERM without waiting (stop several nodes at once, then :meth:`stop` each)."""
+        if self.process is not None and self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.terminate()
 
     def kill(self) -> None:
         """kill -9: no goodbye to the peers; its tor dies with it (PDEATHSIG)."""
@@ -281,8 +289,11 @@ class LocalCluster:
             )
 
     def close(self) -> None:
+        # All at once: each node sees the others leaving and does not wait for a hand-over.
         for node in self.nodes:
-            node.stop(timeout_s=10.0)
+            node.terminate()
+        for node in self.nodes:
+            node.stop(timeout_s=30.0)
         self._spawner.close()
         if self.target_http is not None:
             self.target_http.close()

@@ -37,6 +37,7 @@ from onionfleet.tor.auth import (
     parse_protocolinfo,
     verify_server_hash,
 )
+from onionfleet.tor.circuits import CircuitInfo, parse_circuit_status
 from onionfleet.tor.codec import (
     DEFAULT_MAX_LINE_BYTES,
     DEFAULT_MAX_REPLY_BYTES,
@@ -607,6 +608,22 @@ class TorController:
         args = [f"SERVER={_server_spec(s)}" for s in servers]
         args.append(f"HSADDRESS={_strip_onion(hs_address)}")
         await self.command("HSPOST", *args, data=descriptor, timeout_s=timeout_s)
+
+    async def circuit_status(self, *, timeout_s: float | None = None) -> tuple[CircuitInfo, ...]:
+        """``GETINFO circuit-status`` (control-spec §3.9), parsed (tor/circuits.py)."""
+        key = "circuit-status"
+        return parse_circuit_status((await self.get_info(key, timeout_s=timeout_s))[key])
+
+    async def close_circuit(self, circuit_id: str, *, timeout_s: float | None = None) -> bool:
+        """``CLOSECIRCUIT id`` (control-spec §3.11); ``False`` if tor no longer knows the circuit
+        (552 "Unknown circuit"), which is what a caller that raced its closing wants to hear."""
+        try:
+            await self.command("CLOSECIRCUIT", circuit_id, timeout_s=timeout_s)
+        except TorCommandError as exc:
+            if exc.code == 552:
+                return False
+            raise
+        return True
 
     async def bootstrap_status(self, *, timeout_s: float | None = None) -> BootstrapStatus:
         """``GETINFO status/bootstrap-phase`` (control-spec §3.9, §4.1.10 bootstrap phases)."""
