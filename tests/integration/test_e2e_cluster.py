@@ -507,7 +507,13 @@ def test_multi_single_multi_single_zero_failures(e2e: E2E, disruptive: None) -> 
     _say(f"multi again via {snap.publisher}: counter {single_counter} → {multi_counter}")
     assert multi_counter > single_counter
     time.sleep(5)
-    other.stop()
+
+    def quiesced() -> int:
+        return other.log_path.read_text(errors="replace").count(" quiesced: ")
+
+    before = quiesced()
+    other.stop()  # SIGTERM: hands over and quiesces first (daemon/_daemon.py "Leaving")
+    assert quiesced() == before + 1, other.log_tail(30)
     _poll(lambda: mode_of(keep) == "single", 40, f"{keep.name} in single mode again", cluster)
     time.sleep(10)
     during = _window(e2e, started)

@@ -308,8 +308,10 @@ class Daemon:
             result["verified"] = ok
             result["message_verify"] = detail
         log.info("leaving: %s", result["message_verify"])
-        if takeover:
+        if self._takeover_candidates() > 0:
             result["quiesce"] = await self._quiesce()
+        else:
+            result["quiesce"] = "skipped: no other node serves (closing intro points helps nobody)"
         if self._proxy is not None:
             self._proxy.stop_accepting()
             streams_done = await self._proxy.wait_drained(self.options.drain_streams_timeout_s)
