@@ -86,11 +86,16 @@ async def test_offline_managed_tor_restarts_after_kill9(tmp_path: Path) -> None:
         controller = await _start(tg, managed, ctl_settings)
         first_pid = managed.pid
         assert (await controller.get_info("process/pid"))["process/pid"] == str(first_pid)
+        # a setting changed while tor runs applies to the restarted tor (the torrc is rewritten)
+        flipped = not settings.publish_descriptors
+        managed.set_publish_descriptors(flipped)
         async with controller.subscribe("CONF_CHANGED") as sub:
             await _kill9_during_pending_command(managed, controller, ctl_settings.command_timeout_s)
             event = await sub.get(30)
             assert isinstance(event, ControllerReconnected) and event.generation == 2
             assert managed.starts == 2 and managed.pid != first_pid
+            conf = await controller.get_conf("PublishHidServDescriptors")
+            assert conf["PublishHidServDescriptors"] == ["1" if flipped else "0"]
             assert (await controller.get_info("process/pid"))["process/pid"] == str(managed.pid)
             await controller.set_conf({"Nickname": "afterKill"})
             event = await sub.get(5)

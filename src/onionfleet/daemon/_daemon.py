@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import os
 import random
@@ -106,7 +105,7 @@ from onionfleet.tor.consensus_watch import ConsensusWatcher
 from onionfleet.tor.controller import TorController
 from onionfleet.tor.errors import TorError
 from onionfleet.tor.events import BootstrapStatus
-from onionfleet.tor.process import ManagedTor, render_torrc, wait_for_bootstrap
+from onionfleet.tor.process import ManagedTor, wait_for_bootstrap
 
 __all__ = ["Daemon", "DaemonError"]
 
@@ -857,6 +856,8 @@ class Daemon:
             self.metrics.set_intro_points({k: len(v.entries) for k, v in sets.items()})
         else:
             self.metrics.set_intro_points({self.cfg.node.id: ips})
+        if self._wg_sync is not None:
+            self.metrics.set_wireguard_handshake_ages(self._wg_sync.handshake_ages())
         self.metrics.set_mode(self._mode.mode.value)
         want_tor_publishing = self._mode.mode is Mode.SINGLE and not self._draining
         if self.cfg.tor.mode == "managed" or self._tor_publishes is not None:
@@ -892,18 +893,8 @@ class Daemon:
         """Make a restarted managed tor start in the current mode: in multi-node mode a tor that
         restarts with ``PublishHidServDescriptors 1`` would upload its own descriptor (only its
         own intro points) over the merged one before we could turn that off again."""
-        managed = self._managed_tor
-        if managed is None or managed.settings.publish_descriptors is publish:
-            return
-        managed.settings = dataclasses.replace(managed.settings, publish_descriptors=publish)
-        try:
-            managed.settings.torrc_path.write_text(
-                render_torrc(managed.settings, owner_pid=os.getpid())
-            )
-        except OSError as exc:
-            log.warning(
-                "cannot rewrite tor's torrc %s: %s", managed.settings.torrc_path, exc.strerror
-            )
+        if self._managed_tor is not None:
+            self._managed_tor.set_publish_descriptors(publish)
 
     def _start_publisher(self) -> None:
         tg = self._tg

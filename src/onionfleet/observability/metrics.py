@@ -388,6 +388,13 @@ class Metrics:
             "onionfleet_tor_control_connected", "1 while the control connection to tor is up."
         )
         self._intro_nodes: set[str] = set()
+        self._wg_handshake_age = gauge(
+            "onionfleet_wireguard_handshake_age_seconds",
+            "Seconds since the last WireGuard handshake with each peer ([wireguard] manage); "
+            "+Inf if there never was one.",
+            ("peer",),
+        )
+        self._wg_peers: set[str] = set()
         self._proxy_collector = _ProxyCollector()
         registry.register(self._proxy_collector)
         self._reject_collector = _RejectCollector()
@@ -497,6 +504,15 @@ class Metrics:
 
     def set_draining(self, draining: bool) -> None:
         self._draining.set(1 if draining else 0)
+
+    def set_wireguard_handshake_ages(self, ages: Mapping[str, float | None]) -> None:
+        """Handshake age per peer node id (``None``: never); peers missing are dropped."""
+        wanted = {_label(peer): age for peer, age in ages.items()}
+        for peer in self._wg_peers - wanted.keys():
+            self._wg_handshake_age.remove(peer)
+        for peer, age in wanted.items():
+            self._wg_handshake_age.labels(peer).set(math.inf if age is None else age)
+        self._wg_peers = set(wanted)
 
     def observe_quiesce(self, *, closed: int, served: int) -> None:
         """A finished quiescing (node/quiesce.py): intro circuits closed, streams served."""

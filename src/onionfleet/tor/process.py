@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import re
@@ -326,13 +327,22 @@ class ManagedTor:
                 ob_config.write_text(ob_config_text(s.master_onion_address))
             else:
                 ob_config.unlink(missing_ok=True)
-        s.torrc_path.write_text(render_torrc(s, owner_pid=os.getpid()))
         (s.data_dir / "torrc-defaults").write_text("")
+
+    def set_publish_descriptors(self, publish: bool) -> None:
+        """``PublishHidServDescriptors`` for the next (re)start: the torrc is written anew at
+        every start, so a tor that crashes in multi-node mode comes back not publishing (the
+        running tor is switched with SETCONF by the caller)."""
+        self.settings = dataclasses.replace(self.settings, publish_descriptors=publish)
 
     async def _start(self) -> asyncio.subprocess.Process:
         s = self.settings
         with contextlib.suppress(FileNotFoundError):
             s.control_socket_path.unlink()
+        try:
+            s.torrc_path.write_text(render_torrc(s, owner_pid=os.getpid()))
+        except OSError as exc:
+            raise ManagedTorError(f"cannot write tor's torrc {s.torrc_path}: {exc}") from exc
         argv = [
             s.tor_binary,
             "-f",

@@ -6,9 +6,9 @@ import asyncio
 import contextlib
 import random
 from collections.abc import Callable
-from types import TracebackType
 
 import pytest
+from fake_events import FakeSubscription
 
 from onionfleet.clock import ManualClock
 from onionfleet.hs.descriptor import FlowControl, build_descriptor
@@ -125,40 +125,16 @@ def test_only_our_created_events_and_reconnections_trigger_a_read() -> None:
     assert read_trigger(HsDescEvent("UPLOADED", ours, "UNKNOWN", None), ADDRESS) is None
 
 
-class _Sub:
-    def __init__(self, ctl: _FakeController) -> None:
-        self.ctl = ctl
-        self.queue: asyncio.Queue[Event] = asyncio.Queue()
-
-    async def __aenter__(self) -> _Sub:
-        self.ctl.subs.append(self)
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.ctl.subs.remove(self)
-
-    def __aiter__(self) -> _Sub:
-        return self
-
-    async def __anext__(self) -> Event:
-        return await self.queue.get()
-
-
 class _FakeController:
     def __init__(self) -> None:
-        self.subs: list[_Sub] = []
+        self.subs: list[FakeSubscription] = []
         self.text: str | None = None
         self.reads = 0
         self.read_event = asyncio.Event()
 
-    def subscribe(self, *types: str) -> _Sub:
+    def subscribe(self, *types: str) -> FakeSubscription:
         assert types == ("HS_DESC",)
-        return _Sub(self)
+        return FakeSubscription(self.subs, frozenset(types))
 
     def emit(self, event: Event) -> None:
         for sub in self.subs:

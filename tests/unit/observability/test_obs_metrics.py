@@ -194,6 +194,18 @@ def test_intro_points_per_node_replaces_the_set(
     assert value(registry, "onion_service_introduction_points_number", node="node-b") is None
 
 
+def test_wireguard_handshake_ages_replace_the_set(
+    metrics: Metrics, registry: CollectorRegistry
+) -> None:
+    name = "onionfleet_wireguard_handshake_age_seconds"
+    metrics.set_wireguard_handshake_ages({"node-b": 12.5, "node-c": None})
+    assert value(registry, name, peer="node-b") == 12.5
+    assert value(registry, name, peer="node-c") == float("inf")
+    metrics.set_wireguard_handshake_ages({"node-c": 3.0})
+    assert value(registry, name, peer="node-b") is None
+    assert value(registry, name, peer="node-c") == 3.0
+
+
 def test_cluster_and_node_gauges(metrics: Metrics, registry: CollectorRegistry) -> None:
     metrics.set_election(is_publisher=True, term=7, publisher_known=False)
     assert value(registry, "onionfleet_publisher") == 1

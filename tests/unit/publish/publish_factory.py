@@ -8,11 +8,12 @@ blinded key the test says is current (tor's HSFETCH only asks for the current TP
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import random
 from collections.abc import Callable, Sequence
-from types import MappingProxyType, TracebackType
+from types import MappingProxyType
+
+from fake_events import FakeSubscription
 
 from onionfleet.hs.descriptor import parse_descriptor_unpinned
 from onionfleet.hs.intro_point import IntroPoint, LinkSpecifier
@@ -90,31 +91,6 @@ def make_view(
     )
 
 
-class FakeSubscription:
-    def __init__(self, tor: FakeTor, types: frozenset[str]) -> None:
-        self._tor = tor
-        self.event_types = types
-        self.queue: asyncio.Queue[Event] = asyncio.Queue()
-
-    async def __aenter__(self) -> FakeSubscription:
-        self._tor.subs.append(self)
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._tor.subs.remove(self)
-
-    def __aiter__(self) -> FakeSubscription:
-        return self
-
-    async def __anext__(self) -> Event:
-        return await self.queue.get()
-
-
 class FakeTor:
     """The controller surface the publisher and the watcher use."""
 
@@ -133,11 +109,10 @@ class FakeTor:
 
     def emit(self, event: Event) -> None:
         for sub in self.subs:
-            if event.event_type in sub.event_types:
-                sub.queue.put_nowait(event)
+            sub.deliver(event)
 
     def subscribe(self, *types: str) -> FakeSubscription:
-        return FakeSubscription(self, frozenset(types))
+        return FakeSubscription(self.subs, frozenset(types))
 
     async def get_conf(self, *keys: str, timeout_s: float | None = None) -> dict[str, list[str]]:
         return {"TestingTorNetwork": ["1" if self.testing else "0"]}

@@ -1,0 +1,10 @@
+"""Unit tests: make the shared test helpers in this folder (fake_events.py) importable."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+_HERE = str(Path(__file__).parent)
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
