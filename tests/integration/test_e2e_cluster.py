@@ -4,8 +4,9 @@ address, a target onion service and a client tor (issue 8's acceptance, issue 7'
 ONE module-scoped :class:`LocalCluster` runs every scenario in order, so the tests below share
 state and must run in file order: distribution and verification → tor restart (freshness) →
 kill -9 of a follower → kill -9 of the publisher → drain → multi → single → multi → single →
-TP rotation → secret scan. A background fetcher requests the master address on fresh circuits
-for the whole module. PoW defenses are on in every node's tor (``[tor] pow_defenses = true``).
+TP rotation → SIGTERM of the publisher → secret scan. A background fetcher requests the master
+address on fresh circuits for the whole module. PoW defenses are on in every node's tor
+(``[tor] pow_defenses = true``).
 
 Oracles: each node's ``/status`` (publisher section: per-HSDir upload outcomes and verification),
 ``HSFETCH`` on the client tor decoded with stem (test-only), and the nodes' own tors
@@ -68,6 +69,8 @@ class E2E:
     #: (from, to) wall times of scenarios that kill, drain or change modes: the TP-rotation
     #: check uses a rotation outside all of them
     disrupted: list[tuple[float, float]] = field(default_factory=list)
+    #: (test name, from, to) of the disruptive scenarios, to place failed requests in the report
+    scenarios: list[tuple[str, float, float]] = field(default_factory=list)
     statuses: list[str] = field(default_factory=list)
     metrics: list[str] = field(default_factory=list)
     failed: bool = False
@@ -124,11 +127,12 @@ def e2e(
 
 
 @pytest.fixture
-def disruptive(e2e: E2E) -> Iterator[None]:
+def disruptive(e2e: E2E, request: pytest.FixtureRequest) -> Iterator[None]:
     """Record the test's time span as a disruption (see :attr:`E2E.disrupted`)."""
     started = time.time()
     yield
     e2e.disrupted.append((started, time.time() + 5))
+    e2e.scenarios.append((request.node.name.removeprefix("test_"), started, time.time()))
 
 
 @pytest.fixture(autouse=True)
@@ -573,6 +577,36 @@ def test_fetches_succeed_across_tp_rotation(e2e: E2E) -> None:
     assert all(r.ok for r in window), summarize_fetches(window)
 
 
+def test_sigterm_publisher_hands_over_zero_failures(e2e: E2E, disruptive: None) -> None:
+    """``systemctl stop`` on the publisher (SIGTERM, no drain): it steps down, the other node
+    publishes without it (verified on the HSDirs), it quiesces and exits; the survivor, alone,
+    goes back to single-node mode. 0 failed requests throughout."""
+    cluster = e2e.cluster
+    cluster.wait_for(lambda: cluster.publisher() is not None, timeout_s=30, what="a publisher")
+    publisher = cluster.node(cluster.publisher())  # type: ignore[arg-type]
+    survivors = [n for n in e2e.alive() if n is not publisher]
+    assert survivors, "no other node alive"
+    started = time.time()
+    publisher.stop()
+    took = time.time() - started
+    log_text = publisher.log_path.read_text(errors="replace")
+    leaving = log_text[log_text.rfind(" leaving (shutting down)") :]
+    assert " quiesced: " in leaving, publisher.log_tail(30)
+    _say(f"SIGTERM publisher {publisher.name}: exited after {took:.1f} s")
+    _poll(
+        lambda: any(cluster.publisher() == n.name for n in survivors)
+        or all((n.status() or {}).get("node", {}).get("mode") == "single" for n in survivors),
+        30,
+        "a survivor publishing (or alone in single mode)",
+        cluster,
+    )
+    time.sleep(15)
+    during = _window(e2e, started - 5)
+    _say(f"around the publisher's SIGTERM: {summarize_fetches(during)}")
+    assert during
+    assert not _failures(during), summarize_fetches(during)
+
+
 def test_whole_run_fetch_success(e2e: E2E) -> None:
     """Fetches on fresh circuits during the whole run since the first publish (tor restart,
     kill -9 of a follower and of the publisher, drain, mode changes, TP rotation) succeed
@@ -580,6 +614,16 @@ def test_whole_run_fetch_success(e2e: E2E) -> None:
     assert e2e.fetcher is not None
     results = e2e.fetcher.results
     _say(f"continuous fetches over the whole run: {summarize_fetches(results)}")
+    for r in _failures(results):
+        during = [
+            f"{name} +{r.started_wall - start:.1f} s"
+            for name, start, end in e2e.scenarios
+            if start - 5 <= r.started_wall <= end + 5
+        ]
+        _say(
+            f"  failed at {time.strftime('%H:%M:%S', time.gmtime(r.started_wall))} "
+            f"after {r.seconds:.1f} s: {r.error} (during: {', '.join(during) or 'no scenario'})"
+        )
     assert len(results) >= 100
     assert not [r for r in results if r.reply_code == 0xF0], summarize_fetches(results)
     ok = sum(r.ok for r in results)
