@@ -66,10 +66,7 @@ class E2E:
     first_publish_wall: float | None = None
     first_tp: int | None = None
     drained: str | None = None
-    #: (from, to) wall times of scenarios that kill, drain or change modes: the TP-rotation
-    #: check uses a rotation outside all of them
-    disrupted: list[tuple[float, float]] = field(default_factory=list)
-    #: (test name, from, to) of the disruptive scenarios, to place failed requests in the report
+    #: (test name, from, to) wall times of the scenarios that kill, drain or change modes
     scenarios: list[tuple[str, float, float]] = field(default_factory=list)
     statuses: list[str] = field(default_factory=list)
     metrics: list[str] = field(default_factory=list)
@@ -84,6 +81,12 @@ class E2E:
             text = node.metrics_text()
             if text is not None:
                 self.metrics.append(text)
+
+    @property
+    def disrupted(self) -> list[tuple[float, float]]:
+        """(from, to + 5 s) of each disruptive scenario: the TP-rotation check uses a rotation
+        outside all of them."""
+        return [(start, end + 5) for _name, start, end in self.scenarios]
 
     def alive(self) -> list[LocalNode]:
         return [n for n in self.cluster.nodes if n.is_running()]
@@ -128,10 +131,9 @@ def e2e(
 
 @pytest.fixture
 def disruptive(e2e: E2E, request: pytest.FixtureRequest) -> Iterator[None]:
-    """Record the test's time span as a disruption (see :attr:`E2E.disrupted`)."""
+    """Record the test's time span as a disruption (see :attr:`E2E.scenarios`)."""
     started = time.time()
     yield
-    e2e.disrupted.append((started, time.time() + 5))
     e2e.scenarios.append((request.node.name.removeprefix("test_"), started, time.time()))
 
 
@@ -253,6 +255,11 @@ def _window(e2e: E2E, start: float) -> list[ClusterFetch]:
 
 def _failures(results: list[ClusterFetch]) -> list[ClusterFetch]:
     return [r for r in results if not r.ok]
+
+
+def _times_quiesced(node: LocalNode) -> int:
+    """How many times the node quiesced before leaving (its log's ``quiesced:`` lines)."""
+    return node.log_path.read_text(errors="replace").count(" quiesced: ")
 
 
 # --------------------------------------------------------------------------- scenarios
@@ -511,13 +518,9 @@ def test_multi_single_multi_single_zero_failures(e2e: E2E, disruptive: None) -> 
     _say(f"multi again via {snap.publisher}: counter {single_counter} → {multi_counter}")
     assert multi_counter > single_counter
     time.sleep(5)
-
-    def quiesced() -> int:
-        return other.log_path.read_text(errors="replace").count(" quiesced: ")
-
-    before = quiesced()
+    before = _times_quiesced(other)
     other.stop()  # SIGTERM: hands over and quiesces first (daemon/_daemon.py "Leaving")
-    assert quiesced() == before + 1, other.log_tail(30)
+    assert _times_quiesced(other) == before + 1, other.log_tail(30)
     _poll(lambda: mode_of(keep) == "single", 40, f"{keep.name} in single mode again", cluster)
     time.sleep(10)
     during = _window(e2e, started)
@@ -586,12 +589,11 @@ def test_sigterm_publisher_hands_over_zero_failures(e2e: E2E, disruptive: None) 
     publisher = cluster.node(cluster.publisher())  # type: ignore[arg-type]
     survivors = [n for n in e2e.alive() if n is not publisher]
     assert survivors, "no other node alive"
+    before = _times_quiesced(publisher)
     started = time.time()
     publisher.stop()
     took = time.time() - started
-    log_text = publisher.log_path.read_text(errors="replace")
-    leaving = log_text[log_text.rfind(" leaving (shutting down)") :]
-    assert " quiesced: " in leaving, publisher.log_tail(30)
+    assert _times_quiesced(publisher) == before + 1, publisher.log_tail(30)
     _say(f"SIGTERM publisher {publisher.name}: exited after {took:.1f} s")
     _poll(
         lambda: any(cluster.publisher() == n.name for n in survivors)

@@ -323,7 +323,7 @@ class Daemon:
     async def _quiesce(self) -> str:
         """Close our intro circuits until none comes back, serve what is under way, wait for
         quiet (node/quiesce.py). Returns how it ended."""
-        controller, address, proxy = self.controller, self.address, self._proxy
+        controller, address = self.controller, self.address
         if controller is None or address is None:
             return "skipped: tor is not connected"
         quiesce = Quiesce(
@@ -348,7 +348,7 @@ class Daemon:
                     intro_circuits=intro,
                     established_intro=established,
                     pending_rendezvous=pending,
-                    active_streams=stats.active if proxy is not None else 0,
+                    active_streams=stats.active,
                     accepted_total=stats.accepted_total,
                 )
             )
@@ -803,11 +803,6 @@ class Daemon:
                 async with asyncio.timeout(_RECONCILE_S):
                     await self._reconcile_wake.wait()
 
-    def _alive_peers(self) -> int:
-        if self._cluster is None:
-            return 0
-        return sum(1 for p in self._cluster.peers() if p.status is PeerStatus.ALIVE)
-
     def _takeover_candidates(self) -> int:
         """Peers that can carry the service without us: alive, serving and not leaving."""
         if self._cluster is None:
@@ -997,12 +992,14 @@ class Daemon:
             hurry = asyncio.ensure_future(self._hurry.wait())
             await asyncio.wait({leaving, hurry}, return_when=asyncio.FIRST_COMPLETED)
             hurry.cancel()
-            if leaving.done() and leaving.exception() is None:
-                left = True
-            else:
+            if not leaving.done():
                 leaving.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
+                with contextlib.suppress(asyncio.CancelledError):
                     await leaving
+            elif leaving.exception() is not None:
+                log.error("the hand-over failed, stopping anyway: %s", leaving.exception())
+            else:
+                left = True
         self._stopping = True  # the reconcile loop must not restart what we stop here
         if self._proxy is not None:
             self._proxy.stop_accepting()

@@ -101,7 +101,8 @@ class LocalNode:
             stop_process(self.process, timeout_s=timeout_s, label=f"node {self.name}")
 
     def terminate(self) -> None:
-        """Send SIGTERM without waiting (stop several nodes at once, then :meth:`stop` each)."""
+        """Send SIGTERM without waiting. A :meth:`stop` right after sends the second SIGTERM,
+        which makes the daemon skip what is left of its hand-over."""
         if self.process is not None and self.process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 self.process.terminate()
@@ -289,7 +290,8 @@ class LocalCluster:
             )
 
     def close(self) -> None:
-        # All at once: each node sees the others leaving and does not wait for a hand-over.
+        # Teardown, quickly: every node gets SIGTERM at once, then stop() sends each the second
+        # one, which skips the hand-over (nobody is left to take over anyway).
         for node in self.nodes:
             node.terminate()
         for node in self.nodes:
