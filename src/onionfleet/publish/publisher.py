@@ -363,9 +363,15 @@ class Publisher:
             # publishes?): republish, but not in a tight loop.
             self._wait("the delay before republishing after a failed verification")
             return
-        if self._in_flight(now):
+        last = self._schedule.last_published
+        intro_points_changed = last is not None and inputs.intro_points != last.intro_points
+        if self._in_flight(now) and not intro_points_changed:
             # HS_DESC outcomes name the HSDir, not the upload: a second round to the same HSDirs
             # before the first settled would take the first round's late outcomes as its own.
+            # Not when the intro points changed: tor has dropped the old ones (a node's tor
+            # restarted, or rotated its intro points with the time period), so clients fail
+            # until they are replaced; a late outcome taken for the new round is caught by the
+            # verification, as it already is after settle_max_s.
             self._wait("the previous upload round to settle")
             return
         contributing = [n for n in nodes if selection.per_node.get(n.node_id, 0) > 0]

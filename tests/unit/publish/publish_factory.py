@@ -101,6 +101,7 @@ class FakeTor:
         self.fetches: list[tuple[str, tuple[str, ...]]] = []
         #: HSDir -> blinded key (None: any) whose next upload there fails once
         self.reject_once: dict[str, str | None] = {}
+        self.silent: set[str] = set()  # HSDirs whose uploads get no outcome at all
         self.tamper: dict[str, str] = {}  # HSDir -> descriptor text served instead
         self.current_blinded_b64 = ""
         self.info: dict[str, str] = {}
@@ -139,6 +140,8 @@ class FakeTor:
         for fp in servers:
             ref = HsDirRef(fp, None)
             held = self.store.get((fp, blinded))
+            if fp in self.silent:
+                continue
             if fp in self.reject_once and self.reject_once[fp] in (None, blinded):
                 del self.reject_once[fp]
                 reason = "UPLOAD_FAILED"

@@ -250,6 +250,26 @@ async def test_intro_point_change_republishes_with_a_higher_counter_in_the_same_
             assert d.uploaded_count == 8  # the HSDirs took it: strictly higher
 
 
+async def test_changed_intro_points_do_not_wait_for_an_unsettled_round() -> None:
+    """An HSDir that never answers keeps the round in flight for settle_max_s; new intro points
+    (tor dropped the old ones) are published at once, other reasons wait."""
+    nodes = _nodes()
+    async with rig(nodes) as r:
+        status = await r.until(_done)
+        assert status.last is not None
+        r.tor.silent.update(fp for d in status.last.descriptors for fp in d.hsdirs)
+        r.set_view(NEXT_RUN_B, srv_current="new", srv_previous="cur")
+        await r.until(lambda s: s.publishes == 2)  # posted; its uploads get no outcome
+        r.set_view(NEXT_RUN_B, srv_current="newer", srv_previous="new")  # a reason that waits
+        await r.until(lambda s: s.waiting_for == "the previous upload round to settle")
+        assert r.publisher.status().publishes == 2
+        nodes[1] = NodeIntroPoints("node1", tuple(make_intro_points(2, seed=77)), FC)
+        r.publisher.nudge()
+        status = await r.until(lambda s: s.publishes == 3)
+        assert status.last is not None
+        assert "intro points changed (+2 -3)" in status.last.reasons
+
+
 async def test_srv_rotation_republishes_for_the_new_periods() -> None:
     async with rig() as r:
         first = await r.until(_done)
