@@ -7,7 +7,8 @@
 * ``http_server`` (function): factory for tiny threaded HTTP servers on 127.0.0.1.
 
 Without tor the network tests are skipped, except under ``CI=true`` where that is a failure.
-``ONIONFLEET_KEEP_TESTNET=1`` keeps the network's directory. When any test fails, the tors'
+``ONIONFLEET_KEEP_TESTNET=1`` keeps the network's directory; ``ONIONFLEET_BUSY_CORE=1`` keeps
+one core busy for the whole session. When any test fails, the tors'
 logs and torrcs are copied to ``$ONIONFLEET_ARTIFACTS`` (default: ``<repo>/test-artifacts``).
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -70,6 +72,22 @@ def _progress(t0: float) -> Callable[[str], None]:
         print(f"[testnet +{time.monotonic() - t0:5.1f} s] {message}", file=sys.stderr, flush=True)
 
     return progress
+
+
+@pytest.fixture(scope="session", autouse=True)
+def busy_core() -> Iterator[None]:
+    """With ``ONIONFLEET_BUSY_CORE=1`` (``scripts/e2e-repeat.sh N --busy``): one core kept busy
+    by a spinning process for the whole session, as on a CI machine that is not idle."""
+    if os.environ.get("ONIONFLEET_BUSY_CORE") != "1":
+        yield
+        return
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"], stdin=subprocess.DEVNULL)
+    print(f"\none core kept busy by pid {spinner.pid}", file=sys.stderr)
+    try:
+        yield
+    finally:
+        spinner.kill()
+        spinner.wait(timeout=10)
 
 
 @pytest.fixture(scope="session")

@@ -24,6 +24,7 @@ from onionfleet.testnet import (
     TorInstance,
     http_get_with_retry,
 )
+from onionfleet.testnet.fetch_report import format_reports
 
 __all__ = ["register"]
 
@@ -81,6 +82,21 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     up.add_argument("--tor", default="tor", help="tor binary (default: tor)")
     up.set_defaults(func=_cmd_up)
+    report = actions.add_parser(
+        "fetch-report",
+        help="print the fetch reports (failed fetches and why) of end-to-end test runs",
+        description=(
+            "Print every e2e-fetches.json under DIR: fetches per fetcher, and each failed "
+            "fetch with its circuits, streams and verdict (onionfleet, tor or unexplained)."
+        ),
+    )
+    report.add_argument("dir", type=Path, metavar="DIR", help="an artifacts directory")
+    report.set_defaults(func=_cmd_fetch_report)
+
+
+def _cmd_fetch_report(args: argparse.Namespace) -> int:
+    print(format_reports(args.dir))
+    return 0
 
 
 @contextmanager

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.server
 import threading
+import time
 from types import TracebackType
 
 __all__ = ["StaticHttpServer"]
@@ -13,6 +14,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     server: _Server
 
     def do_GET(self) -> None:
+        if self.server.delay_s > 0:
+            time.sleep(self.server.delay_s)
         body = self.server.body
         self.send_response(self.server.status)
         self.send_header("Content-Type", "text/plain; charset=utf-8")
@@ -29,8 +32,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, body: bytes, status: int) -> None:
+    def __init__(self, body: bytes, status: int, delay_s: float) -> None:
         self.body = body
+        self.delay_s = delay_s
         self.status = status
         self.hits = 0
         self.lock = threading.Lock()
@@ -38,10 +42,12 @@ class _Server(http.server.ThreadingHTTPServer):
 
 
 class StaticHttpServer:
-    """``with StaticHttpServer(b"hello") as srv: srv.port`` serves ``hello`` on 127.0.0.1."""
+    """``with StaticHttpServer(b"hello") as srv: srv.port`` serves ``hello`` on 127.0.0.1.
 
-    def __init__(self, body: bytes, *, status: int = 200) -> None:
-        self._server = _Server(body, status)
+    ``delay_s`` makes every answer wait that long after the request (a slow target)."""
+
+    def __init__(self, body: bytes, *, status: int = 200, delay_s: float = 0.0) -> None:
+        self._server = _Server(body, status, delay_s)
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.1},

@@ -92,6 +92,11 @@ class InstancePaths:
         return self.data_dir / "rend-info.log"
 
     @property
+    def circ_log(self) -> Path:
+        """``[rend,circ,edge]`` at info: what a failed fetch's circuits did (docs/testing.md)."""
+        return self.data_dir / "circ-info.log"
+
+    @property
     def stdout_log(self) -> Path:
         return self.data_dir / "stdout.log"
 
@@ -138,6 +143,7 @@ def base_lines(
         f"DataDirectory {paths.data_dir}",
         f"PidFile {paths.pid_file}",
         f"Log notice file {paths.notice_log}",
+        f"Log [rend,circ,edge]info file {paths.circ_log}",
         "RunAsDaemon 0",
         "Sandbox 0",
         "SafeLogging 0",

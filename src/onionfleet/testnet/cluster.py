@@ -13,6 +13,7 @@ health probes go to the target directly, never through a node's proxy, so they d
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import json
 import logging
@@ -35,7 +36,9 @@ from onionfleet.testnet._ports import probe_free_port as free_port
 from onionfleet.testnet._process import Spawner, kill_process, stop_process
 from onionfleet.testnet._socks import http_get_via_socks
 from onionfleet.testnet.errors import SocksReplyError, TestnetError
+from onionfleet.testnet.explain import explain_fetch
 from onionfleet.testnet.network import TestNetwork, TorInstance
+from onionfleet.testnet.trace import TorEventTracer
 
 __all__ = [
     "ClusterFetch",
@@ -43,6 +46,7 @@ __all__ = [
     "LocalCluster",
     "LocalNode",
     "PublishSnapshot",
+    "describe_failures",
     "summarize_fetches",
 ]
 
@@ -62,6 +66,15 @@ class ClusterFetch:
     reply_code: int | None = None
     #: wall-clock time the request started
     started_wall: float = 0.0
+    #: wall-clock time it ended (answer read, refused or given up)
+    ended_wall: float = 0.0
+    #: the SOCKS username and password it was sent with (``IsolateSOCKSAuth``: its own
+    #: circuits); the tracer's events carry it as ``SOCKS_USERNAME``
+    isolation: str = ""
+    #: what its circuits and streams show (``onionfleet.testnet.explain``), for failed fetches
+    explanation: str | None = None
+    #: who caused the failure: ``onionfleet``, ``tor`` or ``unexplained`` (failed fetches)
+    verdict: str | None = None
 
 
 class LocalNode:
@@ -184,7 +197,10 @@ class LocalCluster:
     ``start()`` makes a master key and cluster token, starts the target (an onion service in
     front of a page saying ``page``), writes one config per node and starts every node process.
     ``prefix`` names this cluster's tors on the network (``<prefix>target``, ``<prefix>client``),
-    so several clusters can share one network.
+    so several clusters can share one network. ``trace`` follows the client's and every node's
+    tor's circuits and streams (:attr:`tracer`, :meth:`explain`) and has the nodes' tors log
+    ``[rend,circ,edge]`` at info. ``target_delay_s`` slows the target's answers and
+    ``proxy_idle_timeout_s`` sets the nodes' ``[proxy] idle_timeout_s`` (fault injection).
     """
 
     def __init__(
@@ -204,6 +220,9 @@ class LocalCluster:
         prefix: str = "",
         progress: Callable[[str], None] | None = None,
         pow_defenses: bool = False,
+        trace: bool = False,
+        target_delay_s: float = 0.0,
+        proxy_idle_timeout_s: float | None = None,
     ) -> None:
         if prefix and not prefix.isalnum():
             raise TestnetError(
@@ -232,6 +251,11 @@ class LocalCluster:
         self.client: TorInstance | None = None
         self.master_address: str = ""
         self._fetch_ids = itertools.count(1)
+        self._trace = trace
+        self._target_delay = target_delay_s
+        self._proxy_idle = proxy_idle_timeout_s
+        #: with ``trace``: the client's and every node's tor's circuits and streams
+        self.tracer: TorEventTracer | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -246,12 +270,15 @@ class LocalCluster:
         if given: start the others later with ``node(name).start()``)."""
         self.root.mkdir(parents=True, exist_ok=True)
         self._progress("starting the target web page and its onion service")
-        self.target_http = StaticHttpServer(self.page)
+        self.target_http = StaticHttpServer(self.page, delay_s=self._target_delay)
         self.target = self.net.add_onion_service(
             f"{self.prefix}target", target_port=self.target_http.port
         )
         self._progress("starting the client tor")
         self.client = self.net.add_client(f"{self.prefix}client")
+        if self._trace:
+            self.tracer = TorEventTracer(self.root / "trace")
+            self.tracer.follow_port("client", self.client.control_port, self.client.cookie_path)
         key = generate_master_key(secrets.token_bytes)
         key_dir = self.root / "master"
         key_dir.mkdir(mode=0o700, exist_ok=True)
@@ -277,7 +304,13 @@ class LocalCluster:
                 ),
                 encoding="utf-8",
             )
-            self.nodes.append(LocalNode(self, name, i, config))
+            node = LocalNode(self, name, i, config)
+            self.nodes.append(node)
+            if self.tracer is not None:
+                tor_dir = node.tor_control_socket.parent
+                self.tracer.follow_socket(
+                    name, node.tor_control_socket, tor_dir / "control_auth_cookie"
+                )
         first = self.nodes if initial_nodes is None else self.nodes[:initial_nodes]
         for node in first:
             self._progress(f"starting {node.name}")
@@ -297,6 +330,8 @@ class LocalCluster:
         for node in self.nodes:
             node.stop(timeout_s=30.0)
         self._spawner.close()
+        if self.tracer is not None:
+            self.tracer.close()
         if self.target_http is not None:
             self.target_http.close()
 
@@ -318,6 +353,8 @@ class LocalCluster:
         peer_ports: Sequence[int],
     ) -> str:
         extra = [*self.net.network_torrc_lines(), *self._extra]
+        if self._trace:  # what the node's tor did with circuits, streams and rendezvous
+            extra.append(f"Log [rend,circ,edge]info file {data_dir / 'tor' / 'circ-info.log'}")
         seeds = [f"127.0.0.1:{peer_ports[0]}"] if index > 0 else []
         if index == 0 and len(peer_ports) > 1:
             seeds = [f"127.0.0.1:{peer_ports[1]}"]
@@ -339,6 +376,7 @@ class LocalCluster:
                 "port = 80",
                 "[proxy]",
                 f'listen = "127.0.0.1:{free_port()}"',
+                *([f"idle_timeout_s = {self._proxy_idle}"] if self._proxy_idle else []),
                 "[health]",
                 f"interval_s = {self._health_interval}",
                 "timeout_s = 20",
@@ -398,26 +436,49 @@ class LocalCluster:
     def fetch(self, *, timeout_s: float = 30.0, attribute: bool = True) -> ClusterFetch:
         """GET the master address on a fresh circuit; say which node served it (only with
         ``attribute`` and when no other request runs at the same time)."""
+        return self._fetch(self.master_address, "fetch", timeout_s=timeout_s, attribute=attribute)
+
+    def fetch_control(self, *, timeout_s: float = 30.0) -> ClusterFetch:
+        """GET the target's own onion address on a fresh circuit: the control measurement.
+
+        The target is a plain onion service (one tor, no onionfleet) on the same network,
+        fetched from the same client tor, so its failures are tor's own rate
+        (docs/testing.md "The control")."""
+        if self.target is None or self.target.onion_address is None:
+            raise TestnetError("the cluster has no target onion service (call start first)")
+        return self._fetch(
+            self.target.onion_address, "control", timeout_s=timeout_s, attribute=False
+        )
+
+    def _fetch(
+        self, address: str, label: str, *, timeout_s: float, attribute: bool
+    ) -> ClusterFetch:
         if self.client is None or self.client.socks_port is None:
             raise TestnetError("the cluster has no client (call start first)")
         number = next(self._fetch_ids)
+        isolation = f"{label}-{os.getpid()}-{number}"
         before = self._accepted() if attribute else {}
         start = time.monotonic()
         wall = time.time()
         try:
             code, body = http_get_via_socks(
                 self.client.socks_port,
-                f"http://{self.master_address}/",
-                isolation=f"fetch-{os.getpid()}-{number}",
+                f"http://{address}/",
+                isolation=isolation,
                 timeout_s=timeout_s,
             )
         except SocksReplyError as exc:
             return ClusterFetch(
-                False, None, None, time.monotonic() - start, str(exc), exc.reply_code, wall
-            )
+                False, None, None, time.monotonic() - start, str(exc), exc.reply_code, wall,
+                time.time(), isolation,
+            )  # fmt: skip
         except TestnetError as exc:
-            return ClusterFetch(False, None, None, time.monotonic() - start, str(exc), None, wall)
+            return ClusterFetch(
+                False, None, None, time.monotonic() - start, str(exc), None, wall,
+                time.time(), isolation,
+            )  # fmt: skip
         seconds = time.monotonic() - start
+        ended = time.time()
         node = None
         if attribute:
             after = self._accepted()
@@ -425,8 +486,36 @@ class LocalCluster:
             node = served[0] if len(served) == 1 else None
         ok = code == 200 and body == self.page
         return ClusterFetch(
-            ok, code, node, seconds, None if ok else f"HTTP {code}", started_wall=wall
+            ok,
+            code,
+            node,
+            seconds,
+            None if ok else f"HTTP {code}",
+            started_wall=wall,
+            ended_wall=ended,
+            isolation=isolation,
         )
+
+    def explain(self, fetch: ClusterFetch) -> ClusterFetch:
+        """``fetch`` with its explanation and verdict (docs/testing.md) when it failed and the
+        cluster traces its tors (``trace=True``); otherwise ``fetch`` as it is."""
+        if fetch.ok or self.tracer is None or not fetch.isolation:
+            return fetch
+        # from 10 min before: the client's previous descriptor fetch (a time period is 4 min
+        # on the test network) tells a time-period switch from a refetch
+        events = self.tracer.events(since=fetch.started_wall - 600, until=fetch.ended_wall + 60)
+        why = explain_fetch(
+            fetch.isolation,
+            fetch.started_wall,
+            fetch.ended_wall,
+            events,
+            node_outages=self.tracer.outages(sources=[n.name for n in self.nodes]),
+        )
+        return dataclasses.replace(fetch, explanation=why.render(), verdict=why.verdict)
+
+    def explain_all(self, results: Sequence[ClusterFetch]) -> list[ClusterFetch]:
+        """:meth:`explain` for each of ``results``."""
+        return [self.explain(r) for r in results]
 
     def _accepted(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -526,9 +615,10 @@ class PublishSnapshot:
 
 
 class ContinuousFetcher:
-    """Background threads (``workers``) fetching the master address on fresh circuits, one
-    request at a time each, until :meth:`stop`. ``results`` holds every :class:`ClusterFetch`
-    (a thread-safe copy)."""
+    """Background threads (``workers``) fetching the master address (with ``control``: the
+    target's own address, :meth:`LocalCluster.fetch_control`) on fresh circuits, one request at
+    a time each, until :meth:`stop`. ``results`` holds every :class:`ClusterFetch` (a
+    thread-safe copy)."""
 
     def __init__(
         self,
@@ -537,8 +627,10 @@ class ContinuousFetcher:
         pause_s: float = 0.2,
         timeout_s: float = 30.0,
         workers: int = 1,
+        control: bool = False,
     ) -> None:
         self._cluster = cluster
+        self._control = control
         self._pause = pause_s
         self._timeout = timeout_s
         self._lock = threading.Lock()
@@ -576,7 +668,10 @@ class ContinuousFetcher:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            result = self._cluster.fetch(timeout_s=self._timeout, attribute=False)
+            if self._control:
+                result = self._cluster.fetch_control(timeout_s=self._timeout)
+            else:
+                result = self._cluster.fetch(timeout_s=self._timeout, attribute=False)
             with self._lock:
                 self._results.append(result)
             if not result.ok:
@@ -598,7 +693,27 @@ def summarize_fetches(results: Sequence[ClusterFetch]) -> str:
                 key = (r.error or "?")[:80]
             errors[key] = errors.get(key, 0) + 1
     extra = f" (failures: {errors})" if errors else ""
+    verdicts: dict[str, int] = {}
+    for r in results:
+        if not r.ok and r.verdict is not None:
+            verdicts[r.verdict] = verdicts.get(r.verdict, 0) + 1
+    if verdicts:
+        extra += f" (by verdict: {verdicts})"
     took = sorted(r.seconds for r in results if r.ok)
     if took:
         extra += f"; ok requests took median {took[len(took) // 2]:.2f} s, max {took[-1]:.2f} s"
     return f"{ok} ok / {len(results)}{extra}"
+
+
+def describe_failures(results: Sequence[ClusterFetch]) -> str:
+    """One paragraph per failed fetch: when, what the client saw, and its explanation."""
+    out = []
+    for r in results:
+        if r.ok:
+            continue
+        when = time.strftime("%H:%M:%S", time.gmtime(r.started_wall))
+        out.append(
+            f"fetch {r.isolation} at {when} ({r.seconds:.1f} s): {r.error}\n"
+            + (r.explanation or "  (not traced)")
+        )
+    return "\n".join(out)
