@@ -17,11 +17,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if self.server.delay_s > 0:
             time.sleep(self.server.delay_s)
         body = self.server.body
-        self.send_response(self.server.status)
-        self.send_header("Content-Type", "text/plain; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        try:
+            self.send_response(self.server.status)
+            self.send_header("Content-Type", "text/plain; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            return  # the client left before the answer (a slow target's client gave up)
         with self.server.lock:
             self.server.hits += 1
 

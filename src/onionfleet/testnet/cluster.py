@@ -52,6 +52,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+#: seconds after a fetch ended before its circuit and stream events are taken as complete
+_EVENTS_SETTLE_S = 1.0
+
 
 @dataclass(frozen=True, slots=True)
 class ClusterFetch:
@@ -501,6 +504,10 @@ class LocalCluster:
         cluster traces its tors (``trace=True``); otherwise ``fetch`` as it is."""
         if fetch.ok or self.tracer is None or not fetch.isolation:
             return fetch
+        # tor sends a stream's and circuits' closing events just after the client saw the end
+        settle = fetch.ended_wall + _EVENTS_SETTLE_S - time.time()
+        if settle > 0:
+            time.sleep(settle)
         # from 10 min before: the client's previous descriptor fetch (a time period is 4 min
         # on the test network) tells a time-period switch from a refetch
         events = self.tracer.events(since=fetch.started_wall - 600, until=fetch.ended_wall + 60)

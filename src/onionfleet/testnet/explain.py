@@ -82,7 +82,12 @@ class CircuitStory:
 
     @property
     def purpose(self) -> str:
-        """The onion-service purpose (the first one that is not measurement or padding)."""
+        """The onion-service purpose it served (``HS_CLIENT_INTRO`` …): tor cannibalizes
+        pre-built ``HS_VANGUARDS`` or general circuits for these (circuituse.c
+        ``circuit_launch_by_extend_info``), so the first purpose is not always the one."""
+        for purpose in self.purposes:
+            if purpose.startswith(("HS_CLIENT_", "HS_SERVICE_")):
+                return purpose
         for purpose in self.purposes:
             if purpose not in _AFTERLIFE:
                 return purpose
