@@ -488,12 +488,17 @@ class LocalCluster:
             served = [n for n in after if after[n] > before.get(n, after[n])]
             node = served[0] if len(served) == 1 else None
         ok = code == 200 and body == self.page
+        error = None
+        if not ok:
+            error = f"HTTP {code}"
+            if body != self.page:
+                error += f" with a wrong or cut body ({len(body)} of {len(self.page)} bytes)"
         return ClusterFetch(
             ok,
             code,
             node,
             seconds,
-            None if ok else f"HTTP {code}",
+            error,
             started_wall=wall,
             ended_wall=ended,
             isolation=isolation,
