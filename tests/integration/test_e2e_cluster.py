@@ -706,6 +706,11 @@ def test_whole_run_fetch_success(e2e: E2E) -> None:
             f"  failed at {time.strftime('%H:%M:%S', time.gmtime(r.started_wall))} "
             f"after {r.seconds:.1f} s: {r.error} (during: {', '.join(during) or 'no scenario'})"
         )
+    served: dict[str, int] = {}
+    for r in e2e.cluster.with_serving_nodes(results):
+        if r.ok:
+            served[r.node or "?"] = served.get(r.node or "?", 0) + 1
+    _say(f"served by (from the trace; a|b: either): {dict(sorted(served.items()))}")
     assert len(results) >= 100
     assert not [r for r in results if r.reply_code == 0xF0], summarize_fetches(results)
     ok = sum(r.ok for r in results)

@@ -36,7 +36,7 @@ from onionfleet.testnet._ports import probe_free_port as free_port
 from onionfleet.testnet._process import Spawner, kill_process, stop_process
 from onionfleet.testnet._socks import http_get_via_socks
 from onionfleet.testnet.errors import SocksReplyError, TestnetError
-from onionfleet.testnet.explain import explain_fetch
+from onionfleet.testnet.explain import FetchWindow, explain_fetch, serving_nodes
 from onionfleet.testnet.network import TestNetwork, TorInstance
 from onionfleet.testnet.trace import TorEventTracer
 
@@ -524,6 +524,26 @@ class LocalCluster:
             node_outages=self.tracer.outages(sources=[n.name for n in self.nodes]),
         )
         return dataclasses.replace(fetch, explanation=why.render(), verdict=why.verdict)
+
+    def with_serving_nodes(self, results: Sequence[ClusterFetch]) -> list[ClusterFetch]:
+        """``results`` with ``node`` filled in from the trace where it was not known: the node
+        that came to each fetch's rendezvous (``a|b`` where two fit), for concurrent fetches
+        that the proxy counters cannot attribute. Unchanged without ``trace``."""
+        if self.tracer is None or not results:
+            return list(results)
+        windows = [
+            FetchWindow(r.isolation, r.started_wall, r.ended_wall)
+            for r in results
+            if r.node is None and r.isolation
+        ]
+        since = min(r.started_wall for r in results) - 5
+        nodes = serving_nodes(windows, self.tracer.events(since=since))
+        return [
+            dataclasses.replace(r, node="|".join(nodes[r.isolation]))
+            if r.node is None and nodes.get(r.isolation)
+            else r
+            for r in results
+        ]
 
     def explain_all(self, results: Sequence[ClusterFetch]) -> list[ClusterFetch]:
         """:meth:`explain` for each of ``results``."""

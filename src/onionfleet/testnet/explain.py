@@ -35,8 +35,10 @@ __all__ = [
     "VERDICT_UNEXPLAINED",
     "CircuitStory",
     "FetchExplanation",
+    "FetchWindow",
     "circuit_stories",
     "explain_fetch",
+    "serving_nodes",
 ]
 
 VERDICT_ONIONFLEET = "onionfleet"
@@ -438,3 +440,54 @@ def _rend_nodes(
         ):
             found.add(s.source)
     return tuple(sorted(found))
+
+
+@dataclass(frozen=True, slots=True)
+class FetchWindow:
+    """What :func:`serving_nodes` needs of one fetch: its SOCKS username and its time span."""
+
+    isolation: str
+    started_wall: float
+    ended_wall: float
+
+
+def serving_nodes(
+    fetches: Sequence[FetchWindow], events: Sequence[TraceEvent]
+) -> dict[str, tuple[str, ...]]:
+    """For each fetch (by isolation), the node(s) that came to its rendezvous: nodes with an
+    ``HS_SERVICE_REND`` circuit to the relay of the fetch's joined rendezvous circuit, built
+    during the fetch. One pass over ``events`` (a whole run's), so it serves every fetch of a
+    run, not only the failed ones. A fetch that never joined a rendezvous gets ``()``."""
+    wanted = {f.isolation for f in fetches}
+    client_ids: dict[str, set[str]] = {}
+    for e in events:
+        user = e.get("SOCKS_USERNAME")
+        if e.source == _CLIENT and e.keyword != "STREAM" and user in wanted:
+            client_ids.setdefault(user, set()).add(e.ident)
+    all_ids = set().union(*client_ids.values()) if client_ids else set()
+    client = [
+        s
+        for s in circuit_stories(
+            e
+            for e in events
+            if e.source == _CLIENT and e.keyword != "STREAM" and e.ident in all_ids
+        )
+        if s.purpose == "HS_CLIENT_REND" and "HSCR_JOINED" in s.hs_states
+    ]
+    rend_of: dict[str, list[CircuitStory]] = {}
+    for story in client:
+        if story.socks_username is not None:
+            rend_of.setdefault(story.socks_username, []).append(story)
+    service_by_point: dict[str, list[CircuitStory]] = {}
+    for story in circuit_stories(e for e in events if e.source != _CLIENT):
+        if story.purpose == "HS_SERVICE_REND" and story.last_hop is not None:
+            service_by_point.setdefault(story.last_hop, []).append(story)
+    out: dict[str, tuple[str, ...]] = {}
+    for fetch in fetches:
+        found: set[str] = set()
+        for rend in rend_of.get(fetch.isolation, []):
+            for s in service_by_point.get(rend.last_hop or "", []):
+                if fetch.started_wall - _SLACK_S <= s.first_wall <= fetch.ended_wall + _SLACK_S:
+                    found.add(s.source)
+        out[fetch.isolation] = tuple(sorted(found))
+    return out

@@ -15,7 +15,9 @@ from onionfleet.testnet.explain import (
     VERDICT_ONIONFLEET,
     VERDICT_TOR,
     VERDICT_UNEXPLAINED,
+    FetchWindow,
     explain_fetch,
+    serving_nodes,
 )
 from onionfleet.testnet.trace import load_trace
 
@@ -119,3 +121,15 @@ def test_stream_accepted_then_cut_is_onionfleets() -> None:
     assert "SOCKS success" in why.cause
     assert why.rend_nodes == ("node-a",)
     assert "node-a" in why.render()
+
+
+def test_serving_nodes_places_the_recorded_rendezvous(tmp_path: Path) -> None:
+    (tmp_path / "trace-all.jsonl").write_bytes((DATA / "trace-kill9-node-gone.jsonl").read_bytes())
+    events = load_trace(tmp_path)
+    window = FetchWindow("fetch-8782-65", 1796685740.068, 1796685740.88)
+    nodes = serving_nodes([window, FetchWindow("nobody", 1.0, 2.0)], events)
+    assert nodes["nobody"] == ()
+    assert nodes["fetch-8782-65"], "the joined rendezvous was not placed at any node"
+    assert set(nodes["fetch-8782-65"]) <= {"node-a", "node-b", "node-c"}
+    why = explain_fetch("fetch-8782-65", 1796685740.068, 1796685740.88, events)
+    assert set(why.rend_nodes) == set(nodes["fetch-8782-65"])
