@@ -208,9 +208,8 @@ def _hsfetch_raw(port: int, cookie: Path, address: str, timeout_s: float) -> str
     raise AssertionError(f"no HS_DESC_CONTENT within {timeout_s:g} s")
 
 
-def _fetched_counter(cluster: LocalCluster) -> tuple[bytes, int]:
-    """HSFETCH the master descriptor: (its blinded key, its revision counter). Counters compare
-    only under one blinded key (one time period): tor's OPE restarts with each period's key."""
+def _hsfetch_master(cluster: LocalCluster) -> HiddenServiceDescriptorV3:
+    """HSFETCH the master descriptor on the client tor (one HSDir's copy), parsed by stem."""
     client = cluster.client
     assert client is not None
     address = cluster.master_address.removesuffix(".onion")
@@ -220,22 +219,19 @@ def _fetched_counter(cluster: LocalCluster) -> tuple[bytes, int]:
         if time.monotonic() > deadline:
             raise AssertionError("HSFETCH of the master descriptor found nothing for 60 s")
         text = _hsfetch_raw(client.control_port, client.cookie_path, address, 30)
-    desc = HiddenServiceDescriptorV3.from_str(text)
+    return HiddenServiceDescriptorV3.from_str(text)
+
+
+def _fetched_counter(cluster: LocalCluster) -> tuple[bytes, int]:
+    """HSFETCH the master descriptor: (its blinded key, its revision counter). Counters compare
+    only under one blinded key (one time period): tor's OPE restarts with each period's key."""
+    desc = _hsfetch_master(cluster)
     return bytes(desc.signing_cert.signing_key()), int(desc.revision_counter)
 
 
 def _fetched_descriptor(cluster: LocalCluster) -> tuple[set[bytes], str, int]:
     """HSFETCH the master descriptor on the client tor: (intro auth keys, inner text, counter)."""
-    client = cluster.client
-    assert client is not None
-    address = cluster.master_address.removesuffix(".onion")
-    deadline = time.monotonic() + 60
-    text = ""
-    while not text.strip():
-        if time.monotonic() > deadline:
-            raise AssertionError("HSFETCH of the master descriptor found nothing for 60 s")
-        text = _hsfetch_raw(client.control_port, client.cookie_path, address, 30)
-    desc = HiddenServiceDescriptorV3.from_str(text)
+    desc = _hsfetch_master(cluster)
     inner = desc.decrypt(cluster.master_address)
     keys = {ip.auth_key_cert.key for ip in inner.introduction_points}
     return keys, str(inner), int(desc.revision_counter)
