@@ -8,7 +8,9 @@ control-spec §4.1.1 (CIRC), §4.1.2 (STREAM) and §4.1.19 (CIRC_MINOR)::
     650 STREAM StreamID StreamStatus CircuitID Target [REASON=…] [REMOTE_REASON=…]
         [SOURCE_ADDR=…] [PURPOSE=…] [SOCKS_USERNAME="…"] …
     650 CIRC_MINOR CircuitID CircEvent [Path] … [OLD_PURPOSE=…] [OLD_HS_STATE=…]
-    650 HS_DESC Action HSAddress AuthType HsDir [DescriptorID] [REASON=…] …   (§4.1.25)
+
+``HS_DESC`` (§4.1.25) is parsed by the control codec (:class:`~onionfleet.tor.events.HsDescEvent`);
+:func:`trace_event_from_hs_desc` turns it into the same record.
 
 Only what a failure explanation needs is kept. A line that is not one of these events gives
 ``None``: the tracer reads whatever tor sends and must never fail on it.
@@ -19,11 +21,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from onionfleet.tor.errors import ControlProtocolError
+from onionfleet.tor.events import HsDescEvent
 from onionfleet.tor.messages import split_arguments
 
-__all__ = ["TraceEvent", "parse_trace_event", "trace_event_from_json"]
+__all__ = ["TraceEvent", "parse_trace_event", "trace_event_from_hs_desc", "trace_event_from_json"]
 
-_KEYWORDS = frozenset({"CIRC", "CIRC_MINOR", "STREAM", "HS_DESC"})
+_KEYWORDS = frozenset({"CIRC", "CIRC_MINOR", "STREAM"})
 _KEPT_FIELDS = frozenset(
     {
         "PURPOSE",
@@ -101,13 +104,6 @@ def parse_trace_event(text: str, *, source: str, wall: float) -> TraceEvent | No
             return None
         ident, status, circuit, target = positional[:4]
         return TraceEvent(source, wall, keyword, ident, status, (), circuit, target, fields)
-    if keyword == "HS_DESC":
-        if len(positional) < 4:
-            return None
-        action, address, _auth, hsdir = positional[:4]
-        descriptor_id = positional[4] if len(positional) > 4 else None
-        hops = (_hop_name(hsdir),) if hsdir.startswith("$") else ()
-        return TraceEvent(source, wall, keyword, address, action, hops, None, descriptor_id, fields)
     if len(positional) < 2:
         return None
     ident, status = positional[:2]
@@ -140,3 +136,15 @@ def trace_event_from_json(doc: object) -> TraceEvent | None:
         )
     except (KeyError, TypeError, ValueError):
         return None
+
+
+def trace_event_from_hs_desc(event: HsDescEvent, *, source: str, wall: float) -> TraceEvent:
+    """An ``HS_DESC`` event as a trace record: ``ident`` the address, ``status`` the action,
+    ``target`` the descriptor id (v3: the blinded key), ``path`` the HSDir's nickname."""
+    hsdir = event.hsdir
+    hop = () if hsdir is None else (hsdir.nickname or hsdir.fingerprint_hex,)
+    fields = {} if event.reason is None else {"REASON": event.reason}
+    return TraceEvent(
+        source, wall, "HS_DESC", event.address or "UNKNOWN", event.action, hop, None,
+        event.descriptor_id, fields,
+    )  # fmt: skip

@@ -62,6 +62,11 @@ _RELAY_FAULTS = frozenset(
 )
 #: seconds a node-side event may precede or follow the fetch's own window
 _SLACK_S = 2.0
+_JOINED = frozenset({"HSCR_JOINED", "HSSR_JOINED"})
+#: a node's rendezvous circuit joins (it sends RENDEZVOUS1) just before the client's does (it
+#: receives RENDEZVOUS2 through the rendezvous point): the window, in seconds, before and after
+_JOIN_BEFORE_S = 2.0
+_JOIN_AFTER_S = 0.3
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +86,8 @@ class CircuitStory:
     socks_username: str | None = None
     #: tor reported the circuit BUILT (every hop extended), or it got past connecting
     built: bool = False
+    #: when it became a joined rendezvous circuit (``HSCR_JOINED`` / ``HSSR_JOINED``)
+    joined_wall: float | None = None
 
     @property
     def purpose(self) -> str:
@@ -140,7 +147,10 @@ def _story(events: Sequence[TraceEvent]) -> CircuitStory:
     path: tuple[str, ...] = ()
     end_status = reason = remote = user = None
     built = False
+    joined_wall: float | None = None
     for event in events:
+        if joined_wall is None and event.get("HS_STATE") in _JOINED:
+            joined_wall = event.wall
         built = built or (event.keyword == "CIRC" and event.status == "BUILT")
         built = built or not (event.get("HS_STATE") or "_CONNECTING").endswith("_CONNECTING")
         for purpose in (event.get("OLD_PURPOSE"), event.get("PURPOSE")):
@@ -169,6 +179,7 @@ def _story(events: Sequence[TraceEvent]) -> CircuitStory:
         remote_reason=remote,
         socks_username=user,
         built=built,
+        joined_wall=joined_wall,
     )
 
 
@@ -278,7 +289,10 @@ def explain_fetch(
             "the tracer recorded no circuit or stream of this fetch (was the client followed?)",
         )
     involved = tuple(sorted(set(intro_nodes) | set(rend_nodes)))
-    gone = [n for n in outage_nodes if n in involved]
+    # a node lost under a joined rendezvous: the relay match may name another node whose
+    # rendezvous circuit to the same relay joined at nearly the same time
+    destroyed = any(r.joined_wall is not None and r.reason == "DESTROYED" for r in rends)
+    gone = [n for n in outage_nodes if n in involved or destroyed]
     if gone:
         return result(
             VERDICT_ONIONFLEET,
@@ -429,16 +443,25 @@ def _rend_nodes(
     started_wall: float,
     ended_wall: float,
 ) -> tuple[str, ...]:
-    """Nodes that built a circuit to the fetch's rendezvous point during the fetch."""
+    """Nodes that came to the fetch's rendezvous: a ``HS_SERVICE_REND`` circuit to its
+    rendezvous point that joined just before the client's did, or, for a rendezvous that never
+    joined, one built to that point during the fetch."""
     found: set[str] = set()
-    points = {r.last_hop for r in rends if r.built and r.last_hop is not None}
-    for s in service:
-        if (
-            s.purpose == "HS_SERVICE_REND"
-            and s.last_hop in points
-            and started_wall - _SLACK_S <= s.first_wall <= ended_wall + _SLACK_S
-        ):
-            found.add(s.source)
+    for rend in rends:
+        if not rend.built or rend.last_hop is None:
+            continue
+        for s in service:
+            if s.purpose != "HS_SERVICE_REND" or s.last_hop != rend.last_hop:
+                continue
+            if rend.joined_wall is not None:
+                if s.joined_wall is not None and (
+                    rend.joined_wall - _JOIN_BEFORE_S
+                    <= s.joined_wall
+                    <= rend.joined_wall + _JOIN_AFTER_S
+                ):
+                    found.add(s.source)
+            elif started_wall - _SLACK_S <= s.first_wall <= ended_wall + _SLACK_S:
+                found.add(s.source)
     return tuple(sorted(found))
 
 
@@ -484,10 +507,7 @@ def serving_nodes(
             service_by_point.setdefault(story.last_hop, []).append(story)
     out: dict[str, tuple[str, ...]] = {}
     for fetch in fetches:
-        found: set[str] = set()
-        for rend in rend_of.get(fetch.isolation, []):
-            for s in service_by_point.get(rend.last_hop or "", []):
-                if fetch.started_wall - _SLACK_S <= s.first_wall <= fetch.ended_wall + _SLACK_S:
-                    found.add(s.source)
-        out[fetch.isolation] = tuple(sorted(found))
+        rends = rend_of.get(fetch.isolation, [])
+        service = [s for r in rends for s in service_by_point.get(r.last_hop or "", [])]
+        out[fetch.isolation] = _rend_nodes(service, rends, fetch.started_wall, fetch.ended_wall)
     return out

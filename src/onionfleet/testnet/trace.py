@@ -24,10 +24,15 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO
 
-from onionfleet.testnet._trace_events import TraceEvent, parse_trace_event, trace_event_from_json
+from onionfleet.testnet._trace_events import (
+    TraceEvent,
+    parse_trace_event,
+    trace_event_from_hs_desc,
+    trace_event_from_json,
+)
 from onionfleet.tor.codec import ControlCodec
 from onionfleet.tor.errors import ControlProtocolError
-from onionfleet.tor.events import UnknownEvent
+from onionfleet.tor.events import HsDescEvent, UnknownEvent
 from onionfleet.tor.messages import Reply
 
 __all__ = ["TorEventTracer", "load_trace"]
@@ -192,9 +197,11 @@ class TorEventTracer:
                             self._connected[source] = self._connected.get(source, 0) + 1
                             self._spans.setdefault(source, []).append([now, None])
                     continue
-                if not isinstance(message, UnknownEvent):
-                    continue
-                event = parse_trace_event(message.lines[0].text, source=source, wall=now)
+                event: TraceEvent | None = None
+                if isinstance(message, HsDescEvent):
+                    event = trace_event_from_hs_desc(message, source=source, wall=now)
+                elif isinstance(message, UnknownEvent):
+                    event = parse_trace_event(message.lines[0].text, source=source, wall=now)
                 if event is None:
                     continue
                 with self._lock:

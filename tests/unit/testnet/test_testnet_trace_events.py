@@ -16,9 +16,12 @@ from hypothesis import strategies as st
 from onionfleet.testnet._trace_events import (
     TraceEvent,
     parse_trace_event,
+    trace_event_from_hs_desc,
     trace_event_from_json,
 )
 from onionfleet.testnet.explain import circuit_stories
+from onionfleet.tor.codec import ControlCodec
+from onionfleet.tor.events import HsDescEvent
 
 DATA = Path(__file__).parent / "data"
 
@@ -63,15 +66,16 @@ def test_recorded_fetch_folds_into_intro_and_rend_stories() -> None:
     assert "intro circ" in acked[0].describe()
 
 
-def test_hs_desc_event() -> None:
-    event = parse_trace_event(
-        "HS_DESC RECEIVED ctr64zov34ciqbwgo3xtbdiexxlkfrkrobnno3onfwc2mb675ar5cdqd NO_AUTH "
+def test_hs_desc_event_through_the_control_codec() -> None:
+    """HS_DESC comes typed from the codec (the tracer's path), then becomes a record."""
+    line = (
+        "650 HS_DESC RECEIVED ctr64zov34ciqbwgo3xtbdiexxlkfrkrobnno3onfwc2mb675ar5cdqd NO_AUTH "
         "$3424C1D0C87E6CFCC8D7F6A7B259EE80E0053373~relay5 "
-        "CBy2LQLfSmQSdmPKB4OjpnaGQaaG/rp3U+k+hrDAEYo",
-        source="client",
-        wall=5.0,
+        "CBy2LQLfSmQSdmPKB4OjpnaGQaaG/rp3U+k+hrDAEYo\r\n"
     )
-    assert event is not None
+    (message,) = ControlCodec().feed(line.encode())
+    assert isinstance(message, HsDescEvent)
+    event = trace_event_from_hs_desc(message, source="client", wall=5.0)
     assert (event.keyword, event.status, event.ident) == (
         "HS_DESC",
         "RECEIVED",
@@ -79,10 +83,11 @@ def test_hs_desc_event() -> None:
     )
     assert event.path == ("relay5",)
     assert event.target == "CBy2LQLfSmQSdmPKB4OjpnaGQaaG/rp3U+k+hrDAEYo"
+    assert trace_event_from_json(event.to_json()) == event
 
 
 def test_other_events_and_short_lines_are_not_trace_events() -> None:
-    for text in ("BW 10 20", "CIRC", "CIRC 12", "STREAM 1 NEW 0", "HS_DESC X", "", 'CIRC 1 "'):
+    for text in ("BW 10 20", "CIRC", "CIRC 12", "STREAM 1 NEW 0", "HS_DESC RECEIVED a", ""):
         assert parse_trace_event(text, source="c", wall=0.0) is None, text
 
 
@@ -95,5 +100,5 @@ def test_json_round_trip_and_junk() -> None:
 
 @given(st.text(max_size=300))
 def test_parser_never_raises_on_hostile_text(text: str) -> None:
-    for prefix in ("", "CIRC ", "STREAM ", "CIRC_MINOR ", "HS_DESC "):
+    for prefix in ("", "CIRC ", "STREAM ", "CIRC_MINOR "):
         parse_trace_event(prefix + text, source="c", wall=0.0)
