@@ -67,6 +67,8 @@ _JOINED = frozenset({"HSCR_JOINED", "HSSR_JOINED"})
 #: receives RENDEZVOUS2 through the rendezvous point): the window, in seconds, before and after
 _JOIN_BEFORE_S = 2.0
 _JOIN_AFTER_S = 0.3
+#: joins this close to the closest one are as likely: both nodes are named
+_JOIN_TIE_S = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -443,25 +445,33 @@ def _rend_nodes(
     started_wall: float,
     ended_wall: float,
 ) -> tuple[str, ...]:
-    """Nodes that came to the fetch's rendezvous: a ``HS_SERVICE_REND`` circuit to its
-    rendezvous point that joined just before the client's did, or, for a rendezvous that never
-    joined, one built to that point during the fetch."""
+    """Nodes that came to the fetch's rendezvous: the ``HS_SERVICE_REND`` circuit to its
+    rendezvous point whose join came closest before the client's (and any within
+    ``_JOIN_TIE_S`` of that one), or, for a rendezvous that never joined, every one built to
+    that point during the fetch."""
     found: set[str] = set()
     for rend in rends:
         if not rend.built or rend.last_hop is None:
             continue
-        for s in service:
-            if s.purpose != "HS_SERVICE_REND" or s.last_hop != rend.last_hop:
-                continue
-            if rend.joined_wall is not None:
-                if s.joined_wall is not None and (
-                    rend.joined_wall - _JOIN_BEFORE_S
-                    <= s.joined_wall
-                    <= rend.joined_wall + _JOIN_AFTER_S
-                ):
-                    found.add(s.source)
-            elif started_wall - _SLACK_S <= s.first_wall <= ended_wall + _SLACK_S:
-                found.add(s.source)
+        same_point = [
+            s for s in service if s.purpose == "HS_SERVICE_REND" and s.last_hop == rend.last_hop
+        ]
+        if rend.joined_wall is None:
+            found.update(
+                s.source
+                for s in same_point
+                if started_wall - _SLACK_S <= s.first_wall <= ended_wall + _SLACK_S
+            )
+            continue
+        lags = [
+            (rend.joined_wall - s.joined_wall, s.source)
+            for s in same_point
+            if s.joined_wall is not None
+            and -_JOIN_AFTER_S <= rend.joined_wall - s.joined_wall <= _JOIN_BEFORE_S
+        ]
+        if lags:
+            best = min(abs(lag) for lag, _ in lags)
+            found.update(node for lag, node in lags if abs(lag) <= best + _JOIN_TIE_S)
     return tuple(sorted(found))
 
 
