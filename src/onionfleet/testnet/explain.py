@@ -25,7 +25,7 @@ verdict by the rules of docs/testing.md:
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from onionfleet.testnet._trace_events import TraceEvent
 
@@ -195,7 +195,6 @@ class FetchExplanation:
     streams: tuple[str, ...] = ()
     intro_nodes: tuple[str, ...] = ()
     rend_nodes: tuple[str, ...] = ()
-    notes: tuple[str, ...] = field(default_factory=tuple)
 
     def render(self) -> str:
         """One paragraph: the verdict and cause first, then the evidence."""
@@ -207,7 +206,6 @@ class FetchExplanation:
             )
         lines += [f"  stream {s}" for s in self.streams]
         lines += [f"  {c}" for c in self.circuits]
-        lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
 
 
@@ -280,10 +278,8 @@ def explain_fetch(
         )
     )
 
-    def result(verdict: str, cause: str, *notes: str) -> FetchExplanation:
-        return FetchExplanation(
-            verdict, cause, described, streams, intro_nodes, rend_nodes, tuple(notes)
-        )
+    def result(verdict: str, cause: str) -> FetchExplanation:
+        return FetchExplanation(verdict, cause, described, streams, intro_nodes, rend_nodes)
 
     if not client and not stream_events:
         return result(

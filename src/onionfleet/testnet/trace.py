@@ -57,7 +57,6 @@ class TorEventTracer:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._files: list[IO[str]] = []
-        self._connected: dict[str, int] = {}
         #: per source: [connected_at, disconnected_at or None] spans
         self._spans: dict[str, list[list[float | None]]] = {}
 
@@ -97,11 +96,6 @@ class TorEventTracer:
         )
         self._threads.append(thread)
         thread.start()
-
-    def connections(self, source: str) -> int:
-        """How many times ``source``'s control port was (re)connected and subscribed."""
-        with self._lock:
-            return self._connected.get(source, 0)
 
     def outages(self, *, sources: Iterable[str] | None = None) -> list[tuple[str, float, float]]:
         """(source, from, to) spans in which a tor that had been followed was not (its tor
@@ -194,7 +188,6 @@ class TorEventTracer:
                     replies += 1
                     if replies == 2:
                         with self._lock:
-                            self._connected[source] = self._connected.get(source, 0) + 1
                             self._spans.setdefault(source, []).append([now, None])
                     continue
                 event: TraceEvent | None = None
